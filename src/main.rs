@@ -1,0 +1,2 @@
+//! otastream: self-hosted, AWS-IoT-compatible firmware OTA service.
+fn main() {}
