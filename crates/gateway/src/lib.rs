@@ -1,1 +1,48 @@
-//! Work in progress: see the README for what is built.
+//! # otastream-gateway
+//!
+//! The device-facing MQTT endpoint of otastream: plain TCP (development, client id = thing name)
+//! and TLS with mandatory client certificates (thing name = certificate CN). AWS reserved topics
+//! `$aws/things/<thing>/...` are answered in-process; ordinary topics go through an embedded,
+//! unpatched rumqttd router so devices and applications can still talk among themselves.
+//!
+//! # Layout
+//! - [`session`]: the sans-IO MQTT 3.1.1 [`Session`] state machine (packets and `now` in,
+//!   [`Action`]s out): CONNECT, SUBSCRIBE, PUBLISH QoS 0/1, keep-alive, persistent sessions.
+//! - [`policy`]: the per-thing topic policy and reserved-filter matching.
+//! - [`streams`]: the sans-IO streams service, [`handle_stream_request`], over a [`StreamSource`].
+//! - [`reserved`]: dispatch of reserved topics to [`ReservedTopicHandler`]s — **the jobs engine
+//!   plugs in here**.
+//! - [`wire`]: packet encoding, the hand-written PUBLISH header of the block path, [`Outbound`].
+//! - [`broker`]: the embedded rumqttd router and lazily created local links.
+//! - [`registry`]: live connections (takeover) and stored persistent sessions.
+//! - [`tls`]: rustls server configuration and the thing name from a client certificate.
+//! - [`metrics`]: Prometheus counters.
+//! - [`store_source`]: [`StreamSource`] over `otastream_store::Store`.
+//! - `conn` and [`listener`]: the tokio driver of one connection and the accept loops of [`Gateway`].
+//!
+//! # The block path
+//! device PUBLISH `…/streams/S/get/cbor` → [`Session`] (policy) → [`ReservedTopics`] →
+//! [`handle_stream_request`]: decode, select blocks, and per block write the MQTT PUBLISH header,
+//! topic and CBOR data header into one small buffer, followed by a `Bytes` slice of the mmap'd
+//! image → [`Outbound`] → the connection's bounded queue → one vectored write. No broker hop, no
+//! payload copy.
+
+pub mod broker;
+mod conn;
+pub mod listener;
+pub mod metrics;
+pub mod policy;
+pub mod registry;
+pub mod reserved;
+pub mod session;
+pub mod streams;
+pub mod tls;
+pub mod wire;
+
+pub use conn::ConnectionConfig;
+pub use listener::{Gateway, GatewayConfig};
+pub use metrics::Metrics;
+pub use reserved::{ReservedTopicHandler, ReservedTopics, StreamsHandler};
+pub use session::{Action, Identity, Session};
+pub use streams::{StreamSource, handle_stream_request};
+pub use wire::Outbound;

@@ -1,0 +1,135 @@
+//! The embedded, unpatched rumqttd router that carries ordinary (non-`$`) topics between sessions.
+//!
+//! `rumqttd::Broker::new` runs the router on its own OS thread; the gateway opens no rumqttd
+//! listener and talks to the router only through local links ([`BrokerLink`]), created lazily the
+//! first time a session uses an ordinary topic (a link costs about 80 KB; OTA devices never need
+//! one). Stock rumqttd refuses `$` topics, which is why reserved topics never reach it.
+//!
+//! Gotchas handled here (CRATES.md §1): the segment count is at least 2 (one segment silently drops
+//! messages), and a `Notification::Unschedule` must be answered with `wake()` or the link stalls.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use rumqttd::local::{LinkError, LinkRx, LinkTx};
+use rumqttd::protocol::{Disconnect, DisconnectReasonCode, Packet};
+use rumqttd::{Broker, Config, Notification};
+
+/// Router sizing.
+#[derive(Debug, Clone, Copy)]
+pub struct BrokerConfig {
+    /// Most local links (sessions using ordinary topics) at once.
+    pub max_links: usize,
+    /// Bytes per commit-log segment of one filter; larger than the largest burst on one filter.
+    pub segment_size: usize,
+    /// Segments kept per filter; at least 2.
+    pub segment_count: usize,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self { max_links: 100_000, segment_size: 1 << 20, segment_count: 2 }
+    }
+}
+
+/// A failure talking to the router.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The router refused or dropped the link.
+    #[error("broker link: {0}")]
+    Link(Box<LinkError>),
+    /// The blocking link handshake could not run.
+    #[error("broker link setup: {0}")]
+    Setup(String),
+}
+
+impl From<LinkError> for BrokerError {
+    fn from(e: LinkError) -> Self {
+        Self::Link(Box::new(e))
+    }
+}
+
+/// Handle to the embedded router; clones share it.
+#[derive(Clone)]
+pub struct EmbeddedBroker {
+    broker: Arc<Broker>,
+    next_link: Arc<AtomicU64>,
+}
+
+impl EmbeddedBroker {
+    /// Starts the router thread.
+    pub fn start(cfg: BrokerConfig) -> Self {
+        let mut config = Config::default();
+        config.router.max_connections = cfg.max_links;
+        config.router.max_outgoing_packet_count = 200;
+        config.router.max_segment_size = cfg.segment_size.max(1024);
+        config.router.max_segment_count = cfg.segment_count.max(2);
+        Self { broker: Arc::new(Broker::new(config)), next_link: Arc::new(AtomicU64::new(0)) }
+    }
+
+    /// Opens a local link for the session of `thing`. The handshake with the router is blocking,
+    /// so it runs on tokio's blocking pool.
+    pub async fn link(&self, thing: &str) -> Result<BrokerLink, BrokerError> {
+        let n = self.next_link.fetch_add(1, Ordering::Relaxed);
+        let client_id = format!("otastream-gw-{n}-{thing}");
+        let broker = Arc::clone(&self.broker);
+        let (tx, rx) = tokio::task::spawn_blocking(move || broker.link(&client_id).map_err(BrokerError::from))
+            .await
+            .map_err(|e| BrokerError::Setup(e.to_string()))??;
+        Ok(BrokerLink { tx, rx })
+    }
+}
+
+/// One session's local link to the router.
+pub struct BrokerLink {
+    tx: LinkTx,
+    rx: LinkRx,
+}
+
+impl BrokerLink {
+    /// Publishes at QoS 0 (the router acknowledges on append, so QoS 1 would promise nothing more).
+    /// Blocks only while the router's bounded queue is full.
+    pub fn publish(&mut self, topic: String, payload: Bytes) -> Result<(), BrokerError> {
+        self.tx.publish(topic, payload)?;
+        Ok(())
+    }
+
+    /// Subscribes to an ordinary filter.
+    pub fn subscribe(&mut self, filter: &str) -> Result<(), BrokerError> {
+        self.tx.subscribe(filter)?;
+        Ok(())
+    }
+
+    /// Unsubscribes from an ordinary filter.
+    pub fn unsubscribe(&mut self, filter: &str) -> Result<(), BrokerError> {
+        self.tx.unsubscribe(filter)?;
+        Ok(())
+    }
+
+    /// Waits for the next message forwarded to this link, as `(topic, payload)`. Answers
+    /// `Unschedule` with `wake` and skips acknowledgements. Cancel-safe.
+    pub async fn next(&mut self) -> Result<(String, Bytes), BrokerError> {
+        loop {
+            match self.rx.next().await? {
+                Some(Notification::Forward(forward)) => {
+                    let topic = String::from_utf8_lossy(&forward.publish.topic).into_owned();
+                    return Ok((topic, forward.publish.payload));
+                }
+                Some(Notification::Unschedule) => self.rx.wake().await?,
+                Some(Notification::Disconnect(..)) => {
+                    return Err(BrokerError::Setup("router disconnected the link".into()));
+                }
+                Some(_) | None => {}
+            }
+        }
+    }
+
+    /// Tells the router this link is gone, so it frees the link's state.
+    pub async fn close(mut self) {
+        let bye = Packet::Disconnect(Disconnect { reason_code: DisconnectReasonCode::NormalDisconnection }, None);
+        if let Err(e) = self.tx.send(bye).await {
+            tracing::debug!(error = %e, "broker link already gone");
+        }
+    }
+}

@@ -1,0 +1,334 @@
+//! The tokio driver of one device connection: reads bytes, feeds the sans-IO [`Session`], carries
+//! out its [`Action`]s, and hands reply frames to a writer task through a bounded queue.
+//!
+//! Backpressure: the reader awaits room in the outbound queue before reading the next request, so
+//! a device that does not read its replies only stops itself (after `write_stall_timeout` it is
+//! disconnected). A malformed packet, a policy violation or an expired keep-alive closes this
+//! connection alone.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use rumqttc::mqttbytes::v4::{ConnAck, Packet};
+use rumqttc::mqttbytes::Error as MqttError;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use crate::broker::{BrokerError, BrokerLink, EmbeddedBroker};
+use crate::metrics::Metrics;
+use crate::registry::{Control, Registry, StoredSession};
+use crate::reserved::ReservedTopics;
+use crate::session::{self, Action, CloseReason, Identity, Session};
+use crate::wire::{MAX_INCOMING_PACKET, Outbound};
+
+/// Tunables of the connection driver.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionConfig {
+    /// Reply batches queued per connection before the reader waits (the bounded outbound queue).
+    pub outbound_batches: usize,
+    /// Time allowed for the TLS handshake plus CONNECT.
+    pub connect_timeout: Duration,
+    /// How long a full outbound queue may stay full before the device is disconnected.
+    pub write_stall_timeout: Duration,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        Self {
+            outbound_batches: 8,
+            connect_timeout: Duration::from_secs(10),
+            write_stall_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// State shared by every connection of one gateway.
+pub(crate) struct Shared {
+    pub(crate) cfg: ConnectionConfig,
+    pub(crate) reserved: ReservedTopics,
+    pub(crate) broker: EmbeddedBroker,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) registry: Registry,
+    pub(crate) next_connection: AtomicU64,
+}
+
+/// Why a connection ended (for logs and metrics).
+#[derive(Debug, thiserror::Error)]
+enum End {
+    #[error("{0}")]
+    Session(CloseReason),
+    #[error("connection closed by peer")]
+    Eof,
+    #[error("malformed packet: {0}")]
+    Malformed(MqttError),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("first packet was not CONNECT")]
+    NoConnect,
+    #[error("CONNECT refused")]
+    Refused,
+    #[error("timed out")]
+    Timeout,
+    #[error("device stopped reading")]
+    WriteStalled,
+    #[error("broker: {0}")]
+    Broker(#[from] BrokerError),
+}
+
+impl End {
+    fn is_misbehaviour(&self) -> bool {
+        matches!(
+            self,
+            Self::Malformed(_)
+                | Self::NoConnect
+                | Self::WriteStalled
+                | Self::Session(
+                    CloseReason::KeepAliveExpired | CloseReason::ProtocolViolation(_) | CloseReason::PolicyViolation(_)
+                )
+        )
+    }
+}
+
+/// Runs one connection to completion. `listener` names the port for metrics.
+pub(crate) async fn run<S>(shared: Arc<Shared>, stream: S, identity: Identity, listener: &'static str)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (reader, writer) = tokio::io::split(stream);
+    let (out_tx, out_rx) = mpsc::channel(shared.cfg.outbound_batches.max(1));
+    let writer = tokio::spawn(write_loop(writer, out_rx));
+    let mut conn = Connection {
+        shared: Arc::clone(&shared),
+        reader,
+        rbuf: BytesMut::with_capacity(4096),
+        out_tx,
+        pending: Outbound::new(),
+        scratch: BytesMut::new(),
+        link: None,
+        actions: Vec::new(),
+    };
+    let end = conn.serve(identity, listener).await;
+    match &end {
+        End::Session(CloseReason::ClientDisconnect) | End::Eof => tracing::debug!("connection ended: {end}"),
+        _ => tracing::info!("connection ended: {end}"),
+    }
+    if end.is_misbehaviour() {
+        shared.metrics.protocol_disconnect();
+    }
+    drop(conn);
+    // Let the writer flush what is queued; a device that does not read gets no more time.
+    let _ = tokio::time::timeout(shared.cfg.write_stall_timeout, writer).await;
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, mut rx: mpsc::Receiver<Outbound>) {
+    const COALESCE: usize = 256 * 1024;
+    while let Some(mut batch) = rx.recv().await {
+        while batch.remaining() < COALESCE {
+            match rx.try_recv() {
+                Ok(mut more) => batch.append(&mut more),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = writer.write_all_buf(&mut batch).await {
+            tracing::debug!(error = %e, "write failed");
+            return;
+        }
+    }
+    let _ = writer.shutdown().await;
+}
+
+struct Connection<R> {
+    shared: Arc<Shared>,
+    reader: R,
+    rbuf: BytesMut,
+    out_tx: mpsc::Sender<Outbound>,
+    pending: Outbound,
+    scratch: BytesMut,
+    link: Option<BrokerLink>,
+    actions: Vec<Action>,
+}
+
+impl<R: AsyncRead + Unpin> Connection<R> {
+    async fn serve(&mut self, identity: Identity, listener: &'static str) -> End {
+        let connect_timeout = self.shared.cfg.connect_timeout;
+        let connect = match tokio::time::timeout(connect_timeout, self.read_packet()).await {
+            Err(_) => return End::Timeout,
+            Ok(Err(end)) => return end,
+            Ok(Ok(Packet::Connect(connect))) => connect,
+            Ok(Ok(_)) => return End::NoConnect,
+        };
+        let thing = match session::thing_for_connect(&connect, &identity) {
+            Ok(thing) => thing,
+            Err(code) => {
+                // Best effort: the connection is closed right after either way.
+                let _ = self.pending.push_packet(&Packet::ConnAck(ConnAck::new(code, false)), &mut self.scratch);
+                let _ = self.flush().await;
+                return End::Refused;
+            }
+        };
+        let id = self.shared.next_connection.fetch_add(1, Ordering::Relaxed);
+        let (control_tx, mut control) = mpsc::channel(64);
+        let stored = self.shared.registry.attach(&thing, id, control_tx);
+        let (state, link) = match stored {
+            Some(StoredSession { state, link }) => (Some(state), link),
+            None => (None, None),
+        };
+        if connect.clean_session {
+            if let Some(old) = link {
+                old.close().await;
+            }
+        } else {
+            self.link = link;
+        }
+        let mut session = Session::accept(thing, &connect, state, Instant::now(), &mut self.actions);
+        self.shared.metrics.connection_opened(listener);
+        let end = self.session_loop(&mut session, &mut control).await;
+        self.shared.metrics.connection_closed();
+
+        let thing = session.thing().to_owned();
+        let kept = session.into_state().map(|state| StoredSession { state, link: self.link.take() });
+        if let Some(orphan) = self.shared.registry.detach(&thing, id, kept) {
+            self.link = orphan.link;
+        }
+        if let Some(link) = self.link.take() {
+            link.close().await;
+        }
+        end
+    }
+
+    async fn session_loop(&mut self, session: &mut Session, control: &mut mpsc::Receiver<Control>) -> End {
+        loop {
+            if let Err(end) = self.apply(session).await {
+                return end;
+            }
+            loop {
+                match self.parse_packet() {
+                    Ok(Some(packet)) => session.handle_packet(packet, Instant::now(), &mut self.actions),
+                    Ok(None) => break,
+                    Err(end) => return end,
+                }
+                if let Err(end) = self.apply(session).await {
+                    return end;
+                }
+            }
+            if let Err(end) = self.flush().await {
+                return end;
+            }
+            let deadline = session.poll_timeout();
+            self.rbuf.reserve(4096);
+            tokio::select! {
+                read = self.reader.read_buf(&mut self.rbuf) => match read {
+                    Ok(0) => return End::Eof,
+                    Ok(_) => {}
+                    Err(e) => return End::Io(e),
+                },
+                message = next_broker_message(&mut self.link) => match message {
+                    Ok((topic, payload)) => session.handle_broker_message(&topic, payload, &mut self.actions),
+                    Err(e) => return End::Broker(e),
+                },
+                ctl = control.recv() => match ctl {
+                    Some(Control::Notify { topic, payload }) => {
+                        session.handle_reserved_notification(&topic, payload, &mut self.actions);
+                    }
+                    Some(Control::TakenOver) | None => return End::Session(CloseReason::ClientDisconnect),
+                },
+                () = sleep_until(deadline) => session.handle_timeout(Instant::now(), &mut self.actions),
+            }
+        }
+    }
+
+    /// Carries out the session's pending actions; replies accumulate in `self.pending`.
+    async fn apply(&mut self, session: &mut Session) -> Result<(), End> {
+        let mut actions = std::mem::take(&mut self.actions);
+        let mut result = Ok(());
+        for action in actions.drain(..) {
+            match action {
+                Action::Send(packet) => {
+                    self.pending.push_packet(&packet, &mut self.scratch).map_err(End::Malformed)?;
+                }
+                Action::Reserved(publish) => {
+                    let claimed = self.shared.reserved.dispatch(session.thing(), &publish, &mut self.scratch, &mut self.pending);
+                    if !claimed {
+                        tracing::debug!(topic = %publish.topic, "reserved topic not handled (no handler claims it)");
+                    }
+                }
+                Action::BrokerPublish { topic, payload } => self.link(session.thing()).await?.publish(topic, payload)?,
+                Action::BrokerSubscribe(filter) => self.link(session.thing()).await?.subscribe(&filter)?,
+                Action::BrokerUnsubscribe(filter) => {
+                    if let Some(link) = &mut self.link {
+                        link.unsubscribe(&filter)?;
+                    }
+                }
+                Action::Close(reason) => {
+                    result = Err(End::Session(reason));
+                    break;
+                }
+            }
+        }
+        self.actions = actions;
+        if result.is_err() {
+            // Deliver what was answered before the close (e.g. nothing after DISCONNECT).
+            let _ = self.flush().await;
+        }
+        result
+    }
+
+    /// The session's broker link, created on first use.
+    async fn link(&mut self, thing: &str) -> Result<&mut BrokerLink, End> {
+        if self.link.is_none() {
+            self.link = Some(self.shared.broker.link(thing).await?);
+        }
+        Ok(self.link.as_mut().expect("invariant: link was just set"))
+    }
+
+    /// Hands the accumulated replies to the writer, waiting while the outbound queue is full.
+    async fn flush(&mut self) -> Result<(), End> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.pending);
+        match tokio::time::timeout(self.shared.cfg.write_stall_timeout, self.out_tx.send(batch)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::Io(std::io::ErrorKind::BrokenPipe.into())),
+            Err(_) => Err(End::WriteStalled),
+        }
+    }
+
+    /// The next complete packet already in the read buffer, if any.
+    fn parse_packet(&mut self) -> Result<Option<Packet>, End> {
+        match Packet::read(&mut self.rbuf, MAX_INCOMING_PACKET) {
+            Ok(packet) => Ok(Some(packet)),
+            Err(MqttError::InsufficientBytes(_)) => Ok(None),
+            Err(e) => Err(End::Malformed(e)),
+        }
+    }
+
+    /// Reads until one complete packet is buffered.
+    async fn read_packet(&mut self) -> Result<Packet, End> {
+        loop {
+            if let Some(packet) = self.parse_packet()? {
+                return Ok(packet);
+            }
+            self.rbuf.reserve(4096);
+            if self.reader.read_buf(&mut self.rbuf).await? == 0 {
+                return Err(End::Eof);
+            }
+        }
+    }
+}
+
+async fn next_broker_message(link: &mut Option<BrokerLink>) -> Result<(String, bytes::Bytes), BrokerError> {
+    match link {
+        Some(link) => link.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,129 @@
+//! [`Gateway`]: the accept loops of the plain (`mqtt`) and TLS (`mqtts`) ports, and the handle the
+//! rest of the server uses (metrics, notifications to connected things).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rustls::ServerConfig;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+
+use crate::broker::{BrokerConfig, EmbeddedBroker};
+use crate::conn::{self, ConnectionConfig, Shared};
+use crate::metrics::Metrics;
+use crate::registry::{Control, Registry};
+use crate::reserved::ReservedTopics;
+use crate::session::Identity;
+use crate::tls::thing_from_certificate;
+
+/// Everything configurable about a gateway.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GatewayConfig {
+    /// Embedded router sizing.
+    pub broker: BrokerConfig,
+    /// Per-connection driver tunables.
+    pub connection: ConnectionConfig,
+}
+
+/// A running device gateway; clones share it. Serve it on any number of listeners.
+#[derive(Clone)]
+pub struct Gateway {
+    shared: Arc<Shared>,
+}
+
+impl Gateway {
+    /// Creates a gateway answering reserved topics with `reserved` and counting into `metrics`;
+    /// starts the embedded router thread.
+    pub fn new(cfg: GatewayConfig, reserved: ReservedTopics, metrics: Arc<Metrics>) -> Self {
+        let shared = Shared {
+            cfg: cfg.connection,
+            reserved,
+            broker: EmbeddedBroker::start(cfg.broker),
+            metrics,
+            registry: Registry::default(),
+            next_connection: AtomicU64::new(0),
+        };
+        Self { shared: Arc::new(shared) }
+    }
+
+    /// The gateway's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.shared.metrics
+    }
+
+    /// Number of things connected now.
+    pub fn connected_things(&self) -> usize {
+        self.shared.registry.live_count()
+    }
+
+    /// Delivers `payload` on `topic` (one of `thing`'s own reserved topics, e.g. a jobs
+    /// `notify-next`) to `thing` if it is connected and subscribed. False if not connected.
+    pub fn notify(&self, thing: &str, topic: String, payload: Bytes) -> bool {
+        self.shared.registry.send(thing, Control::Notify { topic, payload })
+    }
+
+    /// Serves plain MQTT on `listener` (the client id is the thing name) until `shutdown`
+    /// completes; then closes every connection it accepted.
+    pub async fn serve_tcp(&self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        self.accept_loop(listener, shutdown, |shared, stream| async move {
+            conn::run(shared, stream, Identity::ClientId, "mqtt").await;
+        })
+        .await;
+    }
+
+    /// Serves MQTT over TLS on `listener` with `tls` (which must require client certificates);
+    /// the thing name is the client certificate's CN.
+    pub async fn serve_tls(&self, listener: TcpListener, tls: Arc<ServerConfig>, shutdown: impl Future<Output = ()>) {
+        let acceptor = TlsAcceptor::from(tls);
+        self.accept_loop(listener, shutdown, move |shared, stream| {
+            let acceptor = acceptor.clone();
+            async move {
+                let timeout = shared.cfg.connect_timeout;
+                let stream = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => return tracing::info!(error = %e, "TLS handshake failed"),
+                    Err(_) => return tracing::info!("TLS handshake timed out"),
+                };
+                let cn = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|c| thing_from_certificate(c));
+                match cn {
+                    Some(thing) => conn::run(shared, stream, Identity::Certificate(thing), "mqtts").await,
+                    None => tracing::info!("client certificate has no CN"),
+                }
+            }
+        })
+        .await;
+    }
+
+    async fn accept_loop<F, Fut>(&self, listener: TcpListener, shutdown: impl Future<Output = ()>, handle: F)
+    where
+        F: Fn(Arc<Shared>, TcpStream) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let mut connections = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _peer)) => {
+                        if let Err(e) = stream.set_nodelay(true) {
+                            tracing::debug!(error = %e, "set_nodelay");
+                        }
+                        connections.spawn(handle(Arc::clone(&self.shared), stream));
+                    }
+                    Err(e) => {
+                        // Out of file descriptors and similar: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
+        }
+        connections.shutdown().await;
+    }
+}

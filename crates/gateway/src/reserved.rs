@@ -1,0 +1,74 @@
+//! Dispatch of the session's own reserved topics (`$aws/things/<thing>/...`) to in-process handlers.
+//!
+//! **Jobs plug in here.** The streams service is the only handler today. The jobs engine
+//! (crates/jobs) will add a [`ReservedTopicHandler`] that claims `$aws/things/<T>/jobs/...`; until
+//! then jobs topics are not claimed: a QoS 1 publish is still acknowledged, and nothing is answered.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use rumqttc::mqttbytes::v4::Publish;
+
+use crate::metrics::Metrics;
+use crate::streams::{self, StreamSource};
+use crate::wire::Outbound;
+
+/// An in-process answerer of reserved topics.
+pub trait ReservedTopicHandler: Send + Sync {
+    /// If this handler owns `publish.topic` (already checked to be under `$aws/things/<thing>/`),
+    /// appends the complete reply frames for the requester to `out` and returns true; otherwise
+    /// returns false and leaves `out` alone. Replies go to the requester whether or not it
+    /// subscribed to the reply topic, as AWS does.
+    fn handle(&self, thing: &str, publish: &Publish, scratch: &mut BytesMut, out: &mut Outbound) -> bool;
+}
+
+/// The streams service as a reserved-topic handler: claims `$aws/things/<T>/streams/...`.
+pub struct StreamsHandler {
+    source: Arc<dyn StreamSource>,
+    metrics: Arc<Metrics>,
+}
+
+impl StreamsHandler {
+    /// Serves streams from `source`, counting into `metrics`.
+    pub fn new(source: Arc<dyn StreamSource>, metrics: Arc<Metrics>) -> Self {
+        Self { source, metrics }
+    }
+}
+
+impl ReservedTopicHandler for StreamsHandler {
+    fn handle(&self, thing: &str, publish: &Publish, scratch: &mut BytesMut, out: &mut Outbound) -> bool {
+        let Some(rest) = publish.topic.strip_prefix("$aws/things/").and_then(|r| r.strip_prefix(thing)) else {
+            return false;
+        };
+        if !rest.starts_with("/streams/") {
+            return false;
+        }
+        let outcome = streams::handle_stream_request(&publish.topic, &publish.payload, &*self.source, scratch, out);
+        self.metrics.record(outcome);
+        true
+    }
+}
+
+/// The ordered list of reserved-topic handlers; the first that claims a topic answers it.
+#[derive(Clone, Default)]
+pub struct ReservedTopics {
+    handlers: Vec<Arc<dyn ReservedTopicHandler>>,
+}
+
+impl ReservedTopics {
+    /// No handlers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a handler after the existing ones (the jobs engine registers here).
+    pub fn with_handler(mut self, handler: Arc<dyn ReservedTopicHandler>) -> Self {
+        self.handlers.push(handler);
+        self
+    }
+
+    /// Offers `publish` to each handler in turn; false if none claimed it.
+    pub fn dispatch(&self, thing: &str, publish: &Publish, scratch: &mut BytesMut, out: &mut Outbound) -> bool {
+        self.handlers.iter().any(|h| h.handle(thing, publish, scratch, out))
+    }
+}

@@ -1,0 +1,370 @@
+//! The sans-IO MQTT 3.1.1 session: decoded packets and `now` in, [`Action`]s out.
+//!
+//! Calling order for a driver:
+//! 1. read the first packet; it must be CONNECT. Call [`thing_for_connect`] to learn the thing name,
+//!    look up a stored [`SessionState`] for it, then [`Session::accept`], which answers with CONNACK
+//!    (and re-sends unacknowledged QoS 1 messages of a resumed session).
+//! 2. for every further packet call [`Session::handle_packet`]; for every message the embedded broker
+//!    forwards call [`Session::handle_broker_message`].
+//! 3. sleep until [`Session::poll_timeout`] and call [`Session::handle_timeout`] then (keep-alive).
+//! 4. after an [`Action::Close`], call [`Session::into_state`] to keep a persistent session.
+//!
+//! The session never touches sockets, the broker or the clock; it only decides.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rumqttc::mqttbytes::v4::{
+    ConnAck, Connect, ConnectReturnCode, Packet, PubAck, Publish, SubAck, SubscribeReasonCode,
+    UnsubAck,
+};
+use rumqttc::mqttbytes::{Protocol, QoS, matches};
+
+use crate::policy::{self, Route};
+
+/// Most QoS 1 messages sent to a device and not yet acknowledged; more go out at QoS 0.
+pub const MAX_INFLIGHT: usize = 100;
+
+/// How the transport identified the peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// TLS client certificate: the thing name is the certificate's CN.
+    Certificate(String),
+    /// Plain TCP (development): the MQTT client id is the thing name.
+    ClientId,
+}
+
+/// What the driver must do after feeding the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Write this packet to the device.
+    Send(Packet),
+    /// A PUBLISH on the session's own `$aws/things/<thing>/...` topic, to be answered in-process.
+    Reserved(Publish),
+    /// Publish on an ordinary topic through the embedded broker.
+    BrokerPublish {
+        /// Topic name (never `$`-prefixed).
+        topic: String,
+        /// Message payload.
+        payload: Bytes,
+    },
+    /// Subscribe the session's broker link to an ordinary filter.
+    BrokerSubscribe(String),
+    /// Unsubscribe the session's broker link from an ordinary filter.
+    BrokerUnsubscribe(String),
+    /// Close the connection; no further packets are processed.
+    Close(CloseReason),
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CloseReason {
+    /// The device sent DISCONNECT.
+    #[error("client disconnected")]
+    ClientDisconnect,
+    /// No packet within 1.5 × keep-alive.
+    #[error("keep-alive expired")]
+    KeepAliveExpired,
+    /// The device broke the MQTT protocol.
+    #[error("protocol violation: {0}")]
+    ProtocolViolation(&'static str),
+    /// The device published on a topic its policy forbids.
+    #[error("topic not allowed: {0}")]
+    PolicyViolation(String),
+}
+
+/// One subscription of a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Subscription {
+    filter: String,
+    qos: QoS,
+    route: Route,
+}
+
+/// The part of a session that outlives its connection when `clean_session` is false.
+#[derive(Debug, Clone, Default)]
+pub struct SessionState {
+    subscriptions: Vec<Subscription>,
+    inflight: BTreeMap<u16, Publish>,
+    last_pkid: u16,
+}
+
+impl SessionState {
+    /// The ordinary-topic (broker) filters of this state, for re-creating a broker link.
+    pub fn broker_filters(&self) -> impl Iterator<Item = &str> {
+        self.subscriptions
+            .iter()
+            .filter(|s| s.route == Route::Broker)
+            .map(|s| s.filter.as_str())
+    }
+}
+
+/// Finds the thing name a CONNECT authenticates as, or the CONNACK code that refuses it.
+pub fn thing_for_connect(connect: &Connect, identity: &Identity) -> Result<String, ConnectReturnCode> {
+    if connect.protocol != Protocol::V4 {
+        return Err(ConnectReturnCode::RefusedProtocolVersion);
+    }
+    let thing = match identity {
+        Identity::Certificate(cn) => cn.as_str(),
+        Identity::ClientId => connect.client_id.as_str(),
+    };
+    if valid_thing_name(thing) {
+        Ok(thing.to_owned())
+    } else {
+        Err(ConnectReturnCode::BadClientId)
+    }
+}
+
+/// AWS IoT thing names: 1–128 characters of `[a-zA-Z0-9:_-]`.
+pub fn valid_thing_name(name: &str) -> bool {
+    (1..=128).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'-'))
+}
+
+/// One device's MQTT session.
+#[derive(Debug)]
+pub struct Session {
+    thing: String,
+    clean_session: bool,
+    keep_alive: Option<Duration>,
+    last_activity: Instant,
+    state: SessionState,
+    closed: bool,
+}
+
+impl Session {
+    /// Accepts a CONNECT for `thing` (from [`thing_for_connect`]), resuming `stored` unless the
+    /// device asked for a clean session. Pushes the CONNACK and any re-sent QoS 1 messages to `out`.
+    pub fn accept(
+        thing: String,
+        connect: &Connect,
+        stored: Option<SessionState>,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) -> Self {
+        let resumed = if connect.clean_session { None } else { stored };
+        let session_present = resumed.is_some();
+        let state = resumed.unwrap_or_default();
+        let keep_alive = (connect.keep_alive > 0).then(|| Duration::from_secs(connect.keep_alive.into()));
+        out.push(Action::Send(Packet::ConnAck(ConnAck::new(
+            ConnectReturnCode::Success,
+            session_present,
+        ))));
+        for filter in state.broker_filters() {
+            out.push(Action::BrokerSubscribe(filter.to_owned()));
+        }
+        for publish in state.inflight.values() {
+            let mut again = publish.clone();
+            again.dup = true;
+            out.push(Action::Send(Packet::Publish(again)));
+        }
+        Self {
+            thing,
+            clean_session: connect.clean_session,
+            keep_alive,
+            last_activity: now,
+            state,
+            closed: false,
+        }
+    }
+
+    /// The thing this session is authenticated as.
+    pub fn thing(&self) -> &str {
+        &self.thing
+    }
+
+    /// Whether the device asked for a clean session.
+    pub fn clean_session(&self) -> bool {
+        self.clean_session
+    }
+
+    /// Whether the session has any ordinary-topic subscription (and so needs a broker link).
+    pub fn has_broker_subscriptions(&self) -> bool {
+        self.state.broker_filters().next().is_some()
+    }
+
+    /// Handles one packet received from the device.
+    pub fn handle_packet(&mut self, packet: Packet, now: Instant, out: &mut Vec<Action>) {
+        if self.closed {
+            return;
+        }
+        self.last_activity = now;
+        match packet {
+            Packet::Publish(publish) => self.handle_publish(publish, out),
+            Packet::PubAck(ack) => {
+                self.state.inflight.remove(&ack.pkid);
+            }
+            Packet::Subscribe(subscribe) => {
+                let return_codes = subscribe
+                    .filters
+                    .into_iter()
+                    .map(|f| self.subscribe(f.path, f.qos, out))
+                    .collect();
+                out.push(Action::Send(Packet::SubAck(SubAck::new(subscribe.pkid, return_codes))));
+            }
+            Packet::Unsubscribe(unsubscribe) => {
+                for filter in unsubscribe.topics {
+                    self.unsubscribe(&filter, out);
+                }
+                out.push(Action::Send(Packet::UnsubAck(UnsubAck::new(unsubscribe.pkid))));
+            }
+            Packet::PingReq => out.push(Action::Send(Packet::PingResp)),
+            Packet::Disconnect => self.close(CloseReason::ClientDisconnect, out),
+            Packet::Connect(_) => self.close(CloseReason::ProtocolViolation("second CONNECT"), out),
+            Packet::PubRec(_) | Packet::PubRel(_) | Packet::PubComp(_) => {
+                self.close(CloseReason::ProtocolViolation("QoS 2 is not supported"), out);
+            }
+            Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
+                self.close(CloseReason::ProtocolViolation("server-only packet from client"), out);
+            }
+        }
+    }
+
+    fn handle_publish(&mut self, publish: Publish, out: &mut Vec<Action>) {
+        let route = match policy::classify_topic(&self.thing, &publish.topic) {
+            Ok(route) => route,
+            Err(policy::PolicyError::Malformed) => {
+                return self.close(CloseReason::ProtocolViolation("malformed topic name"), out);
+            }
+            Err(policy::PolicyError::Forbidden) => {
+                return self.close(CloseReason::PolicyViolation(publish.topic), out);
+            }
+        };
+        match publish.qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => out.push(Action::Send(Packet::PubAck(PubAck::new(publish.pkid)))),
+            QoS::ExactlyOnce => {
+                return self.close(CloseReason::ProtocolViolation("QoS 2 is not supported"), out);
+            }
+        }
+        match route {
+            Route::Reserved => out.push(Action::Reserved(publish)),
+            Route::Broker => out.push(Action::BrokerPublish {
+                topic: publish.topic,
+                payload: publish.payload,
+            }),
+        }
+    }
+
+    fn subscribe(&mut self, filter: String, qos: QoS, out: &mut Vec<Action>) -> SubscribeReasonCode {
+        let Ok(route) = policy::classify_filter(&self.thing, &filter) else {
+            return SubscribeReasonCode::Failure;
+        };
+        // AWS IoT grants at most QoS 1.
+        let qos = if qos == QoS::AtMostOnce { qos } else { QoS::AtLeastOnce };
+        let subs = &mut self.state.subscriptions;
+        match subs.iter_mut().find(|s| s.filter == filter) {
+            Some(existing) => existing.qos = qos,
+            None => {
+                if route == Route::Broker {
+                    out.push(Action::BrokerSubscribe(filter.clone()));
+                }
+                subs.push(Subscription { filter, qos, route });
+            }
+        }
+        SubscribeReasonCode::Success(qos)
+    }
+
+    fn unsubscribe(&mut self, filter: &str, out: &mut Vec<Action>) {
+        let subs = &mut self.state.subscriptions;
+        if let Some(pos) = subs.iter().position(|s| s.filter == filter) {
+            let removed = subs.remove(pos);
+            if removed.route == Route::Broker {
+                out.push(Action::BrokerUnsubscribe(removed.filter));
+            }
+        }
+    }
+
+    /// Delivers a message the embedded broker forwarded to this session's link, at the highest QoS
+    /// among the matching subscriptions (dropped if none matches any more).
+    pub fn handle_broker_message(&mut self, topic: &str, payload: Bytes, out: &mut Vec<Action>) {
+        let qos = self
+            .state
+            .subscriptions
+            .iter()
+            .filter(|s| s.route == Route::Broker && matches(topic, &s.filter))
+            .map(|s| s.qos)
+            .max_by_key(|q| *q as u8);
+        if let Some(qos) = qos {
+            self.deliver(topic, payload, qos, out);
+        }
+    }
+
+    /// Delivers an in-process message on one of this thing's reserved topics (for example a jobs
+    /// `notify-next`) if the device subscribed to it. Returns whether it was delivered.
+    pub fn handle_reserved_notification(&mut self, topic: &str, payload: Bytes, out: &mut Vec<Action>) -> bool {
+        let qos = self
+            .state
+            .subscriptions
+            .iter()
+            .filter(|s| s.route == Route::Reserved && policy::filter_matches(&s.filter, topic))
+            .map(|s| s.qos)
+            .max_by_key(|q| *q as u8);
+        match qos {
+            Some(qos) => {
+                self.deliver(topic, payload, qos, out);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn deliver(&mut self, topic: &str, payload: Bytes, qos: QoS, out: &mut Vec<Action>) {
+        if self.closed {
+            return;
+        }
+        let mut publish = Publish::from_bytes(topic, QoS::AtMostOnce, payload);
+        if qos == QoS::AtLeastOnce && self.state.inflight.len() < MAX_INFLIGHT {
+            publish.qos = QoS::AtLeastOnce;
+            publish.pkid = self.next_pkid();
+            self.state.inflight.insert(publish.pkid, publish.clone());
+        }
+        out.push(Action::Send(Packet::Publish(publish)));
+    }
+
+    fn next_pkid(&mut self) -> u16 {
+        loop {
+            self.state.last_pkid = self.state.last_pkid.checked_add(1).unwrap_or(1);
+            if !self.state.inflight.contains_key(&self.state.last_pkid) {
+                return self.state.last_pkid;
+            }
+        }
+    }
+
+    /// When the keep-alive expires if no packet arrives before (None: keep-alive disabled).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let keep_alive = self.keep_alive?;
+        Some(self.last_activity + keep_alive + keep_alive / 2)
+    }
+
+    /// Closes the session if its keep-alive has expired at `now`.
+    pub fn handle_timeout(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.poll_timeout().is_some_and(|deadline| now >= deadline) {
+            self.close(CloseReason::KeepAliveExpired, out);
+        }
+    }
+
+    /// Ends the session because the transport failed or the device sent garbage.
+    pub fn close(&mut self, reason: CloseReason, out: &mut Vec<Action>) {
+        if !self.closed {
+            self.closed = true;
+            out.push(Action::Close(reason));
+        }
+    }
+
+    /// Whether the session has ended.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// The state to keep for a later reconnect, or None for a clean session.
+    pub fn into_state(self) -> Option<SessionState> {
+        (!self.clean_session).then_some(self.state)
+    }
+}
+
+#[cfg(test)]
+mod tests;

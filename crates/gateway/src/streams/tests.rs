@@ -1,0 +1,214 @@
+//! Sans-IO tests of the streams service: simulated devices build requests with the chunker's
+//! device-side encoder and decode the reply frames; no sockets.
+
+use std::collections::BTreeMap;
+
+use bytes::Buf;
+use otastream_chunker::request::GetStreamRequest;
+use otastream_chunker::{BlockSize, FileId};
+use rumqttc::mqttbytes::v4::{Packet, Publish};
+
+use super::*;
+use crate::wire::MAX_INCOMING_PACKET;
+
+/// One stream kept in memory: (version, description, files).
+type MapStream = (u64, String, Vec<(u8, Bytes)>);
+
+/// Streams kept in memory by id.
+#[derive(Default)]
+struct MapSource(BTreeMap<String, MapStream>);
+
+impl MapSource {
+    fn with(id: &str, version: u64, files: Vec<(u8, Bytes)>) -> Self {
+        let mut m = Self::default();
+        m.0.insert(id.into(), (version, "fw".into(), files));
+        m
+    }
+}
+
+impl StreamSource for MapSource {
+    fn file(&self, stream_id: &str, file_id: u8) -> Result<FileLookup, SourceError> {
+        if stream_id == "broken" {
+            return Err(SourceError("disk on fire".into()));
+        }
+        Ok(match self.0.get(stream_id) {
+            None => FileLookup::StreamNotFound,
+            Some((version, _, files)) => match files.iter().find(|(id, _)| *id == file_id) {
+                None => FileLookup::FileNotFound { version: *version },
+                Some((_, data)) => FileLookup::Found { version: *version, data: data.clone() },
+            },
+        })
+    }
+
+    fn describe(&self, stream_id: &str) -> Result<Option<StreamDescription>, SourceError> {
+        Ok(self.0.get(stream_id).map(|(version, d, files)| StreamDescription {
+            version: *version,
+            description: d.clone(),
+            files: files.iter().map(|(id, b)| (*id, b.len() as u64)).collect(),
+        }))
+    }
+}
+
+/// The test image of the fixtures: byte[i] = (i * 31 + 7) mod 251.
+fn image(len: usize) -> Bytes {
+    (0..len).map(|i| ((i * 31 + 7) % 251) as u8).collect::<Vec<_>>().into()
+}
+
+/// Runs one request and returns the reply PUBLISH packets as a device would read them.
+fn ask(source: &MapSource, topic: &str, payload: &[u8]) -> (Outcome, Vec<Publish>) {
+    let mut out = Outbound::new();
+    let outcome = handle_stream_request(topic, payload, source, &mut BytesMut::new(), &mut out);
+    let mut wire = BytesMut::from(&out.copy_to_bytes(out.remaining())[..]);
+    let mut replies = Vec::new();
+    while !wire.is_empty() {
+        match Packet::read(&mut wire, MAX_INCOMING_PACKET * 2).expect("well-formed frame") {
+            Packet::Publish(p) => replies.push(p),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    (outcome, replies)
+}
+
+/// Downloads file 0 of stream `fw` the way the AWS agent does: whole-file bitmap of missing
+/// blocks, o = 0, `n` as given; returns the rebuilt image and the number of requests.
+fn download(source: &MapSource, format: Format, size: usize, block: u32, n: Option<u32>) -> (Vec<u8>, usize) {
+    let layout = FileLayout::new(size as u64, BlockSize::new(block).unwrap());
+    let blocks = layout.block_count();
+    let mut bitmap = vec![0u8; blocks.div_ceil(8) as usize];
+    for i in 0..blocks {
+        bitmap[(i / 8) as usize] |= 1 << (i % 8);
+    }
+    let mut image = vec![0u8; size];
+    let mut requests = 0;
+    while bitmap.iter().any(|b| *b != 0) {
+        requests += 1;
+        assert!(requests <= blocks as usize + 1, "no progress");
+        let req = GetStreamRequest {
+            client_token: Some("rdy"),
+            stream_version: None,
+            file_id: FileId::new(0).unwrap(),
+            block_size: layout.block_size,
+            offset: 0,
+            count: n,
+            bitmap: Some(bitmap.clone().into()),
+        };
+        let mut payload = Vec::new();
+        request::encode_get(format, &req, &mut payload);
+        let topic = format!("$aws/things/dev1/streams/fw/get/{}", format.as_str());
+        let (outcome, replies) = ask(source, &topic, &payload);
+        assert!(matches!(outcome, Outcome::Served { .. }), "{outcome:?}");
+        let expected = n.unwrap_or(u32::MAX).min(131_072 / block) as usize;
+        let missing: u32 = bitmap.iter().map(|b| b.count_ones()).sum();
+        assert_eq!(replies.len(), expected.min(missing as usize));
+        for p in replies {
+            assert_eq!(p.topic, format!("$aws/things/dev1/streams/fw/data/{}", format.as_str()));
+            let msg = response::decode_data(format, &p.payload).expect("data message");
+            msg.validate(&layout).expect("valid block");
+            assert_eq!(msg.client_token.as_deref(), Some("rdy"));
+            let i = msg.index;
+            assert_ne!(bitmap[(i / 8) as usize] & (1 << (i % 8)), 0, "block {i} sent twice");
+            bitmap[(i / 8) as usize] &= !(1 << (i % 8));
+            image[layout.block_range(i)].copy_from_slice(&msg.payload);
+        }
+    }
+    (image, requests)
+}
+
+#[test]
+fn devices_rebuild_the_image_in_cbor_and_json_with_any_n() {
+    let size = 300_001;
+    let data = image(size);
+    let source = MapSource::with("fw", 1, vec![(0, data.clone())]);
+    for format in [Format::Cbor, Format::Json] {
+        for (n, block, requests) in [(Some(1), 4096, 74), (Some(32), 4096, 3), (None, 4096, 3), (Some(8), 1024, 37)] {
+            let (got, made) = download(&source, format, size, block, n);
+            assert!(got == data[..], "{format:?} n={n:?} l={block}: image differs");
+            assert_eq!(made, requests, "{format:?} n={n:?} l={block}");
+        }
+    }
+}
+
+#[test]
+fn agent_case_c_gets_exactly_the_missing_blocks() {
+    // PROTOCOL.md §1.10 case C: 40 000 bytes, 4 KiB blocks, n = 4, blocks 0, 1, 2, 5 received.
+    let source = MapSource::with("fw", 1, vec![(0, image(40_000))]);
+    let req = hex("a661636372647961660061 6c191000616f00616242d803616e04");
+    let (_, replies) = ask(&source, "$aws/things/dev1/streams/fw/get/cbor", &req);
+    let got: Vec<u32> = replies.iter().map(|p| response::decode_data(Format::Cbor, &p.payload).unwrap().index).collect();
+    assert_eq!(got, [3, 4, 6, 7]);
+}
+
+#[test]
+fn cbor_blocks_are_slices_of_the_image_not_copies() {
+    let data = image(10_000);
+    let source = MapSource::with("fw", 1, vec![(0, data.clone())]);
+    let req = hex("a6616363726479616600616c191000616f0061624107616e01");
+    let mut out = Outbound::new();
+    handle_stream_request("$aws/things/dev1/streams/fw/get/cbor", &req, &source, &mut BytesMut::new(), &mut out);
+    assert_eq!(out.chunk_count(), 2, "header + payload");
+    out.advance(out.chunk().len());
+    assert_eq!(out.chunk().as_ptr(), data.as_ptr(), "payload chunk points into the image");
+    assert_eq!(out.remaining(), 4096);
+}
+
+#[test]
+fn describe_answers_version_description_and_files() {
+    let source = MapSource::with("fw", 1, vec![(0, image(10_000))]);
+    let (outcome, replies) = ask(&source, "$aws/things/dev1/streams/fw/describe/cbor", &hex("a161636372647 9"));
+    assert_eq!(outcome, Outcome::Described);
+    assert_eq!(replies[0].topic, "$aws/things/dev1/streams/fw/description/cbor");
+    // PROTOCOL.md §1.10: one 10 000-byte file, version 1, description "fw".
+    assert_eq!(&replies[0].payload[..], hex("a4616363726479617301616462667761728 1a2616600617a192710"));
+}
+
+/// Every rejection the service produces: (stream, topic suffix, payload, expected code, token echoed).
+#[test]
+fn every_reject_code_is_one_rejected_message() {
+    let mut source = MapSource::with("fw", 3, vec![(0, image(10_000))]);
+    source.0.insert("broken".into(), (1, String::new(), vec![]));
+    let long_token = "x".repeat(65);
+    let big_bitmap = format!("0x{}", "ff".repeat(12_288));
+    let cases: Vec<(&str, &str, String, RejectCode, bool)> = vec![
+        ("nope", "get/json", r#"{"c":"t","f":0,"l":4096}"#.into(), RejectCode::ResourceNotFound, true),
+        ("fw", "get/json", r#"{"c":"t","f":7,"l":4096}"#.into(), RejectCode::ResourceNotFound, true),
+        ("nope", "describe/json", r#"{"c":"t"}"#.into(), RejectCode::ResourceNotFound, true),
+        ("fw", "get/json", r#"{"c":"t","s":1,"f":0,"l":4096}"#.into(), RejectCode::VersionMismatch, true),
+        ("fw", "get/json", r#"{"f":0,"l":100}"#.into(), RejectCode::BlockSizeOutOfBounds, false),
+        ("fw", "get/json", r#"{"f":0,"l":4096,"o":3}"#.into(), RejectCode::OffsetOutOfBounds, false),
+        ("fw", "get/json", r#"{"f":0,"l":4096,"n":98305}"#.into(), RejectCode::BlockCountLimitExceeded, false),
+        ("fw", "get/json", format!(r#"{{"f":0,"l":4096,"b":"{big_bitmap}"}}"#), RejectCode::BlockBitmapLimitExceeded, false),
+        ("fw", "get/json", format!(r#"{{"c":"{long_token}","f":0,"l":4096}}"#), RejectCode::InvalidRequest, false),
+        ("fw", "get/json", "{not json".into(), RejectCode::InvalidJson, false),
+        ("fw", "get/cbor", "\u{1f}".into(), RejectCode::InvalidCbor, false),
+        ("fw", "data/cbor", String::new(), RejectCode::InvalidTopic, false),
+        ("bad.id", "get/cbor", String::new(), RejectCode::InvalidTopic, false),
+        ("broken", "get/json", r#"{"f":0,"l":4096}"#.into(), RejectCode::InternalError, false),
+    ];
+    for (stream, suffix, payload, code, echoed) in cases {
+        let topic = format!("$aws/things/dev1/streams/{stream}/{suffix}");
+        let (outcome, replies) = ask(&source, &topic, payload.as_bytes());
+        assert_eq!(outcome, Outcome::Rejected(code), "{topic} {payload:.60}");
+        assert_eq!(replies.len(), 1, "exactly one answer for {topic}");
+        let format = if suffix.ends_with("json") { "json" } else { "cbor" };
+        assert_eq!(replies[0].topic, format!("$aws/things/dev1/streams/{stream}/rejected/{format}"));
+        let text = String::from_utf8_lossy(&replies[0].payload);
+        assert!(text.contains(code.as_str()), "{code:?} in {text}");
+        if format == "json" {
+            let v: serde_json::Value = serde_json::from_slice(&replies[0].payload).expect("JSON rejection");
+            assert_eq!(v["o"], code.as_str());
+            assert_eq!(v.get("c").is_some(), echoed, "{text}");
+        }
+    }
+}
+
+#[test]
+fn unparsable_topics_without_a_format_are_not_answered() {
+    let source = MapSource::default();
+    let (outcome, replies) = ask(&source, "$aws/things/dev1/streams/fw/get/xml", b"{}");
+    assert_eq!((outcome, replies.len()), (Outcome::Unanswerable, 0));
+}
+
+fn hex(s: &str) -> Vec<u8> {
+    let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
+}
