@@ -1,1 +1,265 @@
-//! Work in progress: see the README for what is built.
+//! otastream's data directory: SQLite metadata, an S3-like versioned object store, zero-copy image reads
+//! for the device gateway, and the development PKI.
+//!
+//! Everything a method acknowledges is durable when it returns: object bytes are written to `tmp/`,
+//! fsynced, renamed to a random name and their directory fsynced *before* the metadata row is committed
+//! in SQLite (WAL, `synchronous=FULL`). Files are never rewritten (new versions are new files), so any
+//! memory map handed out stays valid; a file is unlinked only once no row references it, and files left
+//! behind by a crash are swept when the store is next opened.
+//!
+//! # Layout
+//! - `lib.rs`: [`Store`] (open, data-directory lock, crash sweep, resources and [`Store::transaction`]).
+//! - `error.rs`: [`StoreError`], whose messages lead with the AWS error code ([`StoreError::code`]).
+//! - `db.rs`: schema and migrations (`PRAGMA user_version`), the generic JSON resource table, [`Tx`].
+//! - `files.rs`: temp file → fsync → rename → directory fsync; the crash sweep.
+//! - `buckets.rs`: buckets and their versioning state ([`BucketInfo`], [`Versioning`]).
+//! - `objects.rs`: versioned objects ([`PutMeta`], [`ObjectInfo`], [`Object`], [`DeleteOutcome`], [`VersionEntry`]).
+//! - `multipart.rs`: multipart uploads (part files under `parts/`, ETag `"md5-of-md5s-N"`).
+//! - `streams.rs`: AWS IoT stream records ([`NewStream`], [`StreamRecord`], ...) and the cached
+//!   [`StreamImage`] the gateway serves blocks from.
+//! - [`mmap`]: the only `unsafe` in the workspace, memory maps as [`bytes::Bytes`].
+//! - [`pki`]: the dev CA, server certificate and device / code-signing certificates ([`pki::DevPki`]).
+//!
+//! On disk: `meta.sqlite3`, `objects/<uuid>`, `parts/<uuid>`, `tmp/`, `pki/`, and a `lock` file held
+//! while a [`Store`] is open (a second opener still works but skips the crash sweep).
+//!
+//! # Example
+//! ```
+//! use otastream_store::{NewStream, PutMeta, Store, StreamFile};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = Store::open(dir.path())?;
+//! store.create_bucket("firmware")?;
+//! store.put_object("firmware", "app.bin", b"\x7fELF...", PutMeta::default())?;
+//! store.create_stream(&NewStream {
+//!     id: "app-v2".into(),
+//!     description: None,
+//!     role_arn: None,
+//!     files: vec![StreamFile { file_id: 0, bucket: "firmware".into(), key: "app.bin".into(), version_id: None }],
+//! })?;
+//! let image = store.stream_image("app-v2")?.expect("the stream exists");
+//! assert_eq!(image.file(0).map(|b| &b[..]), Some(&b"\x7fELF..."[..]));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod buckets;
+mod db;
+mod error;
+mod files;
+pub mod mmap;
+mod multipart;
+mod objects;
+pub mod pki;
+mod streams;
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use rusqlite::Connection;
+use serde_json::Value;
+
+pub use buckets::{BucketInfo, Versioning};
+pub use db::Tx;
+pub use error::StoreError;
+pub use multipart::{MAX_PART_NUMBER, MIN_PART_SIZE};
+pub use objects::{DeleteOutcome, Object, ObjectInfo, PutMeta, VersionEntry};
+pub use streams::{
+    NewStream, StreamFile, StreamFileRecord, StreamImage, StreamRecord, StreamUpdate,
+};
+
+/// Sub-directory of the data directory holding the dev PKI (see [`pki::DevPki::load_or_create`]).
+pub const PKI_DIR: &str = "pki";
+
+/// The data directory: metadata, objects, streams. Cheap to clone; clones share one SQLite connection
+/// (behind a mutex, transactions kept short) and one stream-image cache.
+///
+/// All methods block (file writes, fsync, SQLite): call them from `spawn_blocking` in async code.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    conn: Mutex<Connection>,
+    /// Stream images by stream id; entries are removed by `update_stream` / `delete_stream`.
+    images: Mutex<HashMap<String, Arc<StreamImage>>>,
+    /// Exclusive lock on `<dir>/lock`, held for the life of the store when we got it.
+    _dir_lock: Option<File>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("data_dir", &self.inner.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens the data directory, creating it, `meta.sqlite3`, `objects/`, `parts/`, `tmp/` and `pki/` as
+    /// needed, and migrating the schema. When this is the only open store on the directory, files left by
+    /// a crash (temp files, installed files that no committed row references) are removed.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        for sub in [
+            "",
+            files::OBJECTS_DIR,
+            files::PARTS_DIR,
+            files::TMP_DIR,
+            PKI_DIR,
+        ] {
+            fs::create_dir_all(data_dir.join(sub))?;
+        }
+        let conn = db::open(&data_dir.join("meta.sqlite3"))?;
+        let dir_lock = lock_data_dir(data_dir)?;
+        let holds_lock = dir_lock.is_some();
+        let store = Self {
+            inner: Arc::new(Inner {
+                dir: data_dir.to_path_buf(),
+                conn: Mutex::new(conn),
+                images: Mutex::new(HashMap::new()),
+                _dir_lock: dir_lock,
+            }),
+        };
+        if holds_lock {
+            store.sweep_unreferenced_files()?;
+        }
+        Ok(store)
+    }
+
+    /// The data directory this store was opened on.
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// A fresh path under `data_dir()/tmp` for a caller that streams a large body to disk before
+    /// handing it to [`Store::put_object_from_file`].
+    pub fn tmp_path(&self) -> PathBuf {
+        files::tmp_path(&self.inner.dir)
+    }
+
+    /// The dev PKI directory, `data_dir()/pki`.
+    pub fn pki_dir(&self) -> PathBuf {
+        self.inner.dir.join(PKI_DIR)
+    }
+
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while the lock was held cannot leave a half transaction behind (dropping a rusqlite
+        // transaction rolls it back), so a poisoned connection is still consistent.
+        self.inner
+            .conn
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn images(&self) -> MutexGuard<'_, HashMap<String, Arc<StreamImage>>> {
+        self.inner
+            .images
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    // ===== generic metadata resources =====
+
+    /// Inserts a JSON resource `kind/id` (optionally the child of `parent`); `AlreadyExists` if present.
+    pub fn insert_resource(
+        &self,
+        kind: &str,
+        id: &str,
+        parent: Option<&str>,
+        body: &Value,
+    ) -> Result<(), StoreError> {
+        db::insert_resource(&self.conn(), kind, id, parent, body)
+    }
+
+    /// Inserts or replaces a JSON resource; a replaced resource keeps its place in the listing order.
+    pub fn put_resource(
+        &self,
+        kind: &str,
+        id: &str,
+        parent: Option<&str>,
+        body: &Value,
+    ) -> Result<(), StoreError> {
+        db::put_resource(&self.conn(), kind, id, parent, body)
+    }
+
+    /// Reads a JSON resource.
+    pub fn get_resource(&self, kind: &str, id: &str) -> Result<Option<Value>, StoreError> {
+        db::get_resource(&self.conn(), kind, id)
+    }
+
+    /// Lists `(id, body)` of one kind in insertion order; with `parent`, only that parent's children.
+    pub fn list_resources(
+        &self,
+        kind: &str,
+        parent: Option<&str>,
+    ) -> Result<Vec<(String, Value)>, StoreError> {
+        db::list_resources(&self.conn(), kind, parent)
+    }
+
+    /// Deletes a JSON resource; `true` when it existed.
+    pub fn delete_resource(&self, kind: &str, id: &str) -> Result<bool, StoreError> {
+        db::delete_resource(&self.conn(), kind, id)
+    }
+
+    /// Runs `f` in one write transaction over the resources: committed when `f` returns `Ok`, rolled
+    /// back when it returns `Err` or panics. `f` must not call other `Store` methods (the connection is
+    /// held for the whole closure, so that would deadlock); use the methods of [`Tx`].
+    pub fn transaction<T>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn();
+        let mut tx = Tx {
+            tx: db::write_tx(&mut conn)?,
+        };
+        let value = f(&mut tx)?;
+        tx.tx.commit()?;
+        Ok(value)
+    }
+
+    /// Removes temp files and installed files that no committed row references (left by a crash
+    /// between a rename and its metadata commit, or between a commit and an unlink).
+    fn sweep_unreferenced_files(&self) -> Result<(), StoreError> {
+        let referenced: HashSet<String> = {
+            let conn = self.conn();
+            let mut stmt = conn.prepare(
+                "SELECT file FROM versions WHERE file IS NOT NULL UNION ALL SELECT file FROM parts",
+            )?;
+            let names = stmt.query_map([], |row| row.get::<_, String>(0))?;
+            names.collect::<Result<_, _>>()?
+        };
+        let dir = &self.inner.dir;
+        let mut removed = files::sweep(&dir.join(files::TMP_DIR), |_| false)?;
+        for sub in [files::OBJECTS_DIR, files::PARTS_DIR] {
+            removed += files::sweep(&dir.join(sub), |name| referenced.contains(name))?;
+        }
+        if removed > 0 {
+            tracing::info!(removed, dir = %dir.display(), "removed files left behind by an interrupted write");
+        }
+        Ok(())
+    }
+}
+
+/// Takes the exclusive lock on `<dir>/lock`. `None` when another store holds it: that opener then skips
+/// the crash sweep, because the other store may be between a rename and its commit.
+fn lock_data_dir(dir: &Path) -> Result<Option<File>, StoreError> {
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("lock"))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(fs::TryLockError::WouldBlock) => {
+            tracing::warn!(dir = %dir.display(), "data directory is already open elsewhere; skipping the crash sweep");
+            Ok(None)
+        }
+        Err(fs::TryLockError::Error(e)) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot lock the data directory; skipping the crash sweep");
+            Ok(None)
+        }
+    }
+}

@@ -1,0 +1,522 @@
+//! Versioned objects: put (bytes or a temp file), get (memory-mapped), head, delete (delete markers),
+//! and listings. Keys are arbitrary UTF-8 and never touch the filesystem: each version's bytes live in
+//! `objects/<uuid>`, found through its row in the `versions` table.
+
+use std::path::Path;
+
+use bytes::Bytes;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::buckets::{Versioning, versioning_of};
+use crate::db::{self, now_ms, to_i64, to_u64};
+use crate::files::{self, Installed, OBJECTS_DIR, TMP_DIR};
+use crate::{Store, StoreError, mmap};
+
+/// The longest key S3 accepts, in UTF-8 bytes.
+const MAX_KEY_BYTES: usize = 1024;
+
+/// Caller-supplied metadata stored with a version.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PutMeta {
+    /// `Content-Type`, echoed by get and head.
+    pub content_type: Option<String>,
+    /// `x-amz-meta-*` pairs (names without the prefix), in the order given.
+    pub user_metadata: Vec<(String, String)>,
+}
+
+/// What S3 reports about one object version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Bucket name.
+    pub bucket: String,
+    /// Object key.
+    pub key: String,
+    /// 32 hex characters in a versioned bucket, `"null"` otherwise.
+    pub version_id: String,
+    /// Quoted hex MD5 (`"\"9e10...\""`), or `"\"<md5 of part md5s>-N\""` after a multipart upload;
+    /// empty for a delete marker.
+    pub etag: String,
+    /// Length in bytes (0 for a delete marker).
+    pub size: u64,
+    /// Milliseconds since the Unix epoch.
+    pub last_modified_ms: u64,
+    /// `Content-Type` given at upload.
+    pub content_type: Option<String>,
+    /// `x-amz-meta-*` pairs given at upload.
+    pub user_metadata: Vec<(String, String)>,
+}
+
+/// An object version with its bytes.
+#[derive(Clone)]
+pub struct Object {
+    /// The version's metadata.
+    pub info: ObjectInfo,
+    /// The bytes: a memory map of the version's file (zero copy; slicing and cloning are free).
+    pub data: Bytes,
+}
+
+impl std::fmt::Debug for Object {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Object")
+            .field("info", &self.info)
+            .field("data_len", &self.data.len())
+            .finish()
+    }
+}
+
+/// What a delete did, for the `x-amz-version-id` and `x-amz-delete-marker` response headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    /// An object version was removed (or there was nothing to remove: S3 deletes are idempotent).
+    Deleted {
+        /// The removed version (`"null"` in an unversioned bucket).
+        version_id: String,
+    },
+    /// A delete marker was involved: created by a delete without a version id in a versioned
+    /// (or suspended) bucket, or removed by a delete that named a marker's version id.
+    DeleteMarker {
+        /// The marker's version id.
+        version_id: String,
+    },
+}
+
+/// One row of `ListObjectVersions`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionEntry {
+    /// The version (etag empty and size 0 for a delete marker).
+    pub info: ObjectInfo,
+    /// Whether this is the newest version of its key.
+    pub is_latest: bool,
+    /// Whether this version is a delete marker.
+    pub is_delete_marker: bool,
+}
+
+/// A `versions` row.
+pub(crate) struct VersionRow {
+    pub(crate) info: ObjectInfo,
+    pub(crate) delete_marker: bool,
+    /// File name under `objects/`; `None` for a delete marker.
+    pub(crate) file: Option<String>,
+}
+
+const VERSION_COLUMNS: &str = "bucket, key, version_id, delete_marker, file, etag, size, modified_ms, content_type, user_metadata";
+
+fn read_version(row: &Row<'_>) -> rusqlite::Result<VersionRow> {
+    let metadata: String = row.get(9)?;
+    let user_metadata = serde_json::from_str(&metadata).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(9, rusqlite::types::Type::Text, Box::new(e))
+    })?;
+    Ok(VersionRow {
+        info: ObjectInfo {
+            bucket: row.get(0)?,
+            key: row.get(1)?,
+            version_id: row.get(2)?,
+            etag: row.get(5)?,
+            size: to_u64(row.get(6)?),
+            last_modified_ms: to_u64(row.get(7)?),
+            content_type: row.get(8)?,
+            user_metadata,
+        },
+        delete_marker: row.get(3)?,
+        file: row.get(4)?,
+    })
+}
+
+/// Rejects keys S3 would reject.
+pub(crate) fn validate_key(key: &str) -> Result<(), StoreError> {
+    if key.is_empty() {
+        return Err(StoreError::invalid(
+            "InvalidArgument",
+            "object key must not be empty",
+        ));
+    }
+    if key.len() > MAX_KEY_BYTES {
+        return Err(StoreError::invalid(
+            "KeyTooLongError",
+            format_args!(
+                "object key is {} bytes; the limit is {MAX_KEY_BYTES}",
+                key.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The newest version of `key` (`version_id == None`) or the named one, whatever it is.
+fn find_version(
+    conn: &Connection,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+) -> Result<Option<VersionRow>, StoreError> {
+    let row = match version_id {
+        None => conn
+            .prepare_cached(&format!(
+                "SELECT {VERSION_COLUMNS} FROM versions WHERE bucket = ?1 AND key = ?2 ORDER BY seq DESC LIMIT 1"
+            ))?
+            .query_row(params![bucket, key], read_version)
+            .optional()?,
+        Some(v) => conn
+            .prepare_cached(&format!(
+                "SELECT {VERSION_COLUMNS} FROM versions WHERE bucket = ?1 AND key = ?2 AND version_id = ?3"
+            ))?
+            .query_row(params![bucket, key, v], read_version)
+            .optional()?,
+    };
+    Ok(row)
+}
+
+/// The version a get would return: `NoSuchBucket`, `NoSuchKey` (also for a delete marker) or
+/// `NoSuchVersion` otherwise.
+pub(crate) fn live_version(
+    conn: &Connection,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+) -> Result<VersionRow, StoreError> {
+    versioning_of(conn, bucket)?;
+    match find_version(conn, bucket, key, version_id)? {
+        Some(row) if !row.delete_marker => Ok(row),
+        Some(_) => Err(StoreError::not_found(
+            "NoSuchKey",
+            format_args!("'{bucket}/{key}' is a delete marker"),
+        )),
+        None => Err(match version_id {
+            Some(v) => StoreError::not_found(
+                "NoSuchVersion",
+                format_args!("'{bucket}/{key}' has no version '{v}'"),
+            ),
+            None => {
+                StoreError::not_found("NoSuchKey", format_args!("'{bucket}/{key}' does not exist"))
+            }
+        }),
+    }
+}
+
+/// Removes one version row; returns it (its file still exists: unlink it after the commit).
+fn remove_version(
+    conn: &Connection,
+    bucket: &str,
+    key: &str,
+    version_id: &str,
+) -> Result<Option<VersionRow>, StoreError> {
+    let row = find_version(conn, bucket, key, Some(version_id))?;
+    if row.is_some() {
+        conn.execute(
+            "DELETE FROM versions WHERE bucket = ?1 AND key = ?2 AND version_id = ?3",
+            params![bucket, key, version_id],
+        )?;
+    }
+    Ok(row)
+}
+
+/// What a new version row holds besides bucket and key.
+pub(crate) struct NewVersion<'a> {
+    /// Installed file name; `None` for a delete marker.
+    pub(crate) file: Option<&'a str>,
+    pub(crate) etag: &'a str,
+    pub(crate) size: u64,
+    pub(crate) meta: &'a PutMeta,
+}
+
+/// Adds a version as the bucket's versioning state demands: a fresh version id when enabled,
+/// otherwise replacing the `"null"` version. Returns the new version and the replaced row, whose file
+/// must be unlinked after the commit.
+fn insert_version(
+    conn: &Connection,
+    bucket: &str,
+    key: &str,
+    new: &NewVersion<'_>,
+) -> Result<(ObjectInfo, Option<VersionRow>), StoreError> {
+    let (version_id, replaced) = match versioning_of(conn, bucket)? {
+        Versioning::Enabled => (uuid::Uuid::new_v4().simple().to_string(), None),
+        Versioning::Unversioned | Versioning::Suspended => (
+            "null".to_owned(),
+            remove_version(conn, bucket, key, "null")?,
+        ),
+    };
+    let info = ObjectInfo {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        version_id,
+        etag: new.etag.to_owned(),
+        size: new.size,
+        last_modified_ms: now_ms(),
+        content_type: new.meta.content_type.clone(),
+        user_metadata: new.meta.user_metadata.clone(),
+    };
+    conn.execute(
+        &format!("INSERT INTO versions ({VERSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
+        params![
+            info.bucket,
+            info.key,
+            info.version_id,
+            new.file.is_none(),
+            new.file,
+            info.etag,
+            to_i64(info.size),
+            to_i64(info.last_modified_ms),
+            info.content_type,
+            serde_json::to_string(&info.user_metadata)?,
+        ],
+    )?;
+    Ok((info, replaced))
+}
+
+impl Store {
+    /// Stores `data` as a new version of `bucket/key` (durable on return).
+    pub fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        data: &[u8],
+        meta: PutMeta,
+    ) -> Result<ObjectInfo, StoreError> {
+        validate_key(key)?;
+        self.bucket_versioning(bucket)?;
+        let file = files::install_bytes(self.data_dir(), OBJECTS_DIR, data)?;
+        let etag = file.etag();
+        self.commit_object(bucket, key, file, &etag, &meta, |_| Ok(()))
+    }
+
+    /// Stores the file at `tmp` as a new version of `bucket/key` by renaming it (no copy). `tmp` must be
+    /// directly inside `data_dir()/tmp` (see [`Store::tmp_path`]); the store takes it over and removes
+    /// it if the put fails.
+    pub fn put_object_from_file(
+        &self,
+        bucket: &str,
+        key: &str,
+        tmp: &Path,
+        meta: PutMeta,
+    ) -> Result<ObjectInfo, StoreError> {
+        let tmp_dir = self.data_dir().join(TMP_DIR);
+        let in_tmp_dir = tmp.parent().is_some_and(|parent| {
+            parent == tmp_dir
+                || parent
+                    .canonicalize()
+                    .ok()
+                    .is_some_and(|p| Some(p) == tmp_dir.canonicalize().ok())
+        });
+        let checked = if in_tmp_dir {
+            validate_key(key).and_then(|()| self.bucket_versioning(bucket))
+        } else {
+            Err(StoreError::Invalid(format!(
+                "temp file {} is not inside {}",
+                tmp.display(),
+                tmp_dir.display()
+            )))
+        };
+        let installed =
+            checked.and_then(|_| Ok(files::install_file(self.data_dir(), OBJECTS_DIR, tmp)?));
+        let file = match installed {
+            Ok(file) => file,
+            Err(e) => {
+                if in_tmp_dir {
+                    files::remove_quietly(tmp);
+                }
+                return Err(e);
+            }
+        };
+        let etag = file.etag();
+        self.commit_object(bucket, key, file, &etag, &meta, |_| Ok(()))
+    }
+
+    /// Commits the row for an installed object file (plus `also`, in the same transaction), then unlinks
+    /// the file of any version it replaced. On failure the installed file is removed again.
+    pub(crate) fn commit_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        file: Installed,
+        etag: &str,
+        meta: &PutMeta,
+        also: impl FnOnce(&Connection) -> Result<(), StoreError>,
+    ) -> Result<ObjectInfo, StoreError> {
+        let new = NewVersion {
+            file: Some(&file.name),
+            etag,
+            size: file.size,
+            meta,
+        };
+        let committed = (|| {
+            let mut conn = self.conn();
+            let tx = db::write_tx(&mut conn)?;
+            let result = insert_version(&tx, bucket, key, &new)?;
+            also(&tx)?;
+            tx.commit()?;
+            Ok(result)
+        })();
+        match committed {
+            Ok((info, replaced)) => {
+                self.unlink_version_file(replaced);
+                Ok(info)
+            }
+            Err(e) => {
+                file.discard();
+                Err(e)
+            }
+        }
+    }
+
+    fn unlink_version_file(&self, row: Option<VersionRow>) {
+        if let Some(name) = row.and_then(|r| r.file) {
+            files::remove_quietly(&self.data_dir().join(OBJECTS_DIR).join(name));
+        }
+    }
+
+    /// The newest live version (or the named version) with its bytes, memory-mapped.
+    /// `NotFound` with `NoSuchBucket`, `NoSuchKey` (also when the newest version is a delete marker) or
+    /// `NoSuchVersion`.
+    pub fn get_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<Object, StoreError> {
+        // Map while holding the connection: a concurrent delete cannot unlink the file in between.
+        let conn = self.conn();
+        let row = live_version(&conn, bucket, key, version_id)?;
+        let data = self.map_version(&row)?;
+        Ok(Object {
+            info: row.info,
+            data,
+        })
+    }
+
+    /// Maps a live version's file.
+    pub(crate) fn map_version(&self, row: &VersionRow) -> Result<Bytes, StoreError> {
+        let name = row.file.as_deref().ok_or_else(|| {
+            StoreError::Db(format!(
+                "version {} of {}/{} has no file",
+                row.info.version_id, row.info.bucket, row.info.key
+            ))
+        })?;
+        Ok(mmap::map_file(
+            &self.data_dir().join(OBJECTS_DIR).join(name),
+        )?)
+    }
+
+    /// Like [`Store::get_object`] without the bytes.
+    pub fn head_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<ObjectInfo, StoreError> {
+        Ok(live_version(&self.conn(), bucket, key, version_id)?.info)
+    }
+
+    /// Deletes as S3 does. With a version id: removes exactly that version. Without one: unversioned
+    /// buckets remove the `"null"` version; enabled buckets add a delete marker; suspended buckets
+    /// replace the `"null"` version with a `"null"` delete marker. Deleting what is not there succeeds.
+    pub fn delete_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<DeleteOutcome, StoreError> {
+        let (outcome, removed) = {
+            let mut conn = self.conn();
+            let tx = db::write_tx(&mut conn)?;
+            let versioning = versioning_of(&tx, bucket)?;
+            let result = match (version_id, versioning) {
+                (Some(v), _) => {
+                    let removed = remove_version(&tx, bucket, key, v)?;
+                    let version_id = v.to_owned();
+                    match removed {
+                        Some(row) if row.delete_marker => {
+                            (DeleteOutcome::DeleteMarker { version_id }, None)
+                        }
+                        other => (DeleteOutcome::Deleted { version_id }, other),
+                    }
+                }
+                (None, Versioning::Unversioned) => {
+                    let removed = remove_version(&tx, bucket, key, "null")?;
+                    (
+                        DeleteOutcome::Deleted {
+                            version_id: "null".into(),
+                        },
+                        removed,
+                    )
+                }
+                (None, Versioning::Enabled | Versioning::Suspended) => {
+                    let marker = NewVersion {
+                        file: None,
+                        etag: "",
+                        size: 0,
+                        meta: &PutMeta::default(),
+                    };
+                    let (info, replaced) = insert_version(&tx, bucket, key, &marker)?;
+                    (
+                        DeleteOutcome::DeleteMarker {
+                            version_id: info.version_id,
+                        },
+                        replaced,
+                    )
+                }
+            };
+            tx.commit()?;
+            result
+        };
+        self.unlink_version_file(removed);
+        Ok(outcome)
+    }
+
+    /// `ListObjectsV2`: the newest live version of each key starting with `prefix` and sorting after
+    /// `start_after`, in key (UTF-8 byte) order, at most `max`; the flag says whether more follow.
+    pub fn list_objects(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        max: usize,
+    ) -> Result<(Vec<ObjectInfo>, bool), StoreError> {
+        let conn = self.conn();
+        versioning_of(&conn, bucket)?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {VERSION_COLUMNS} FROM versions v \
+             WHERE bucket = ?1 AND key >= ?2 AND substr(key, 1, length(?2)) = ?2 AND key > ?3 AND delete_marker = 0 \
+               AND seq = (SELECT MAX(seq) FROM versions w WHERE w.bucket = v.bucket AND w.key = v.key) \
+             ORDER BY key LIMIT ?4"
+        ))?;
+        let limit = i64::try_from(max).unwrap_or(i64::MAX - 1) + 1;
+        let rows = stmt.query_map(
+            params![bucket, prefix, start_after.unwrap_or(""), limit],
+            read_version,
+        )?;
+        let mut infos = rows
+            .map(|row| row.map(|r| r.info))
+            .collect::<Result<Vec<_>, _>>()?;
+        let truncated = infos.len() > max;
+        infos.truncate(max);
+        Ok((infos, truncated))
+    }
+
+    /// `ListObjectVersions`: every version and delete marker under `prefix`, by key, newest first.
+    pub fn list_object_versions(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Vec<VersionEntry>, StoreError> {
+        let conn = self.conn();
+        versioning_of(&conn, bucket)?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {VERSION_COLUMNS} FROM versions \
+             WHERE bucket = ?1 AND key >= ?2 AND substr(key, 1, length(?2)) = ?2 ORDER BY key, seq DESC"
+        ))?;
+        let rows = stmt.query_map(params![bucket, prefix], read_version)?;
+        let mut entries: Vec<VersionEntry> = Vec::new();
+        for row in rows {
+            let row = row?;
+            let is_latest = entries
+                .last()
+                .is_none_or(|prev| prev.info.key != row.info.key);
+            entries.push(VersionEntry {
+                info: row.info,
+                is_latest,
+                is_delete_marker: row.delete_marker,
+            });
+        }
+        Ok(entries)
+    }
+}
