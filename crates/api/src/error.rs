@@ -88,6 +88,24 @@ impl From<SigError> for ApiError {
     }
 }
 
+impl From<otastream_store::StoreError> for ApiError {
+    fn from(e: otastream_store::StoreError) -> Self {
+        use otastream_store::StoreError as E;
+        match e {
+            E::NotFound(m) => Self::not_found(m),
+            E::AlreadyExists(m) => {
+                Self::new(StatusCode::CONFLICT, "ResourceAlreadyExistsException", m)
+            }
+            E::Conflict(m) => Self::conflict("DeleteConflictException", m),
+            E::Invalid(m) => Self::invalid(m),
+            other => {
+                tracing::error!(error = %other, "store failure");
+                Self::internal(other.to_string())
+            }
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = json!({ "message": self.message, "__type": self.code });
@@ -119,14 +137,26 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
         .map_err(|e| ApiError::invalid(format!("Invalid request body: {e}")))
 }
 
-/// A JSON success response (200).
-pub fn json_ok(value: Value) -> Response {
+/// A JSON success response (200). `null` members are dropped: AWS omits absent members.
+pub fn json_ok(mut value: Value) -> Response {
+    strip_nulls(&mut value);
     let mut response = (StatusCode::OK, value.to_string()).into_response();
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
     response
+}
+
+fn strip_nulls(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(strip_nulls);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_nulls),
+        _ => {}
+    }
 }
 
 #[cfg(test)]

@@ -1,11 +1,138 @@
 //! # otastream-api: the HTTP control plane
 //!
-//! One axum server answers every AWS service the OTA workflow uses, told apart by the service in
-//! the SigV4 credential scope (paths collide between services, AWS-API.md §3).
+//! One axum server answers every AWS service the OTA workflow uses. Paths collide between
+//! services (`GET /streams` is both iot ListStreams and an S3 ListObjects on bucket `streams`,
+//! AWS-API.md §3), so requests are told apart by the service in the SigV4 credential scope:
+//! `s3` goes to an s3s service over the [`otastream_store::Store`] (s3s verifies the signature,
+//! header or presigned V2/V4), while `iot`, `signer`, `acm` and `iot-jobs-data` go to axum
+//! routers behind [`sigv4::verify`]. Unsigned or wrongly signed requests are refused with the
+//! AWS error shape of their protocol.
 //!
 //! ## Layout
 //! - [`sigv4`]: SigV4 verification for the rest-json services (sans-IO: head + body + `now`).
 //! - [`error`]: [`error::ApiError`], the one place where failures become rest-json wire errors.
+//! - `route`: picks the service from the credential scope and dispatches.
+//! - `s3`: `impl s3s::S3` over the store (buckets, versioning, objects, ranges, multipart).
+//! - `validate`: identifier and enum checks the CLI does not do (AWS-API.md §7.2).
+//! - `iot_things`, `iot_streams`, `acm`, `signer`, `ota`, `jobs`: one module per AWS API group.
+//!
+//! ## Key types
+//! [`ApiConfig`] (region, account, credentials), [`ApiState`] (store + config), [`router`].
 
 pub mod error;
 pub mod sigv4;
+
+mod acm;
+mod iot_streams;
+mod iot_things;
+mod jobs;
+mod ota;
+mod ota_doc;
+mod route;
+mod s3;
+mod s3_list;
+mod signer;
+mod util;
+mod validate;
+
+use std::sync::Arc;
+
+use otastream_store::{Store, StoreError};
+
+use crate::error::{ApiError, ApiResult};
+
+/// Access key id used when none is configured (printed at start-up by the binary).
+pub const DEV_ACCESS_KEY_ID: &str = "AKIAOTASTREAMDEV0001";
+/// Secret used when none is configured (printed at start-up by the binary).
+pub const DEV_SECRET_ACCESS_KEY: &str = "otastream-dev-secret-do-not-use-in-production";
+
+/// Control-plane configuration.
+#[derive(Clone)]
+pub struct ApiConfig {
+    /// Region used in ARNs (`us-east-1` by default).
+    pub region: String,
+    /// Account id used in ARNs (`123456789012` by default).
+    pub account_id: String,
+    /// Access key id every request must be signed with.
+    pub access_key_id: String,
+    /// Secret for [`ApiConfig::access_key_id`].
+    pub secret_access_key: String,
+    /// Base URL clients reach this server at (for presigned URLs), e.g. `http://127.0.0.1:8080`.
+    pub public_base_url: String,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            region: "us-east-1".into(),
+            account_id: "123456789012".into(),
+            access_key_id: DEV_ACCESS_KEY_ID.into(),
+            secret_access_key: DEV_SECRET_ACCESS_KEY.into(),
+            public_base_url: "http://127.0.0.1:8080".into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for ApiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiConfig")
+            .field("region", &self.region)
+            .field("account_id", &self.account_id)
+            .field("access_key_id", &self.access_key_id)
+            .field("public_base_url", &self.public_base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiConfig {
+    /// `arn:aws:<service>:<region>:<account>:<resource>`.
+    pub fn arn(&self, service: &str, resource: &str) -> String {
+        format!(
+            "arn:aws:{service}:{}:{}:{resource}",
+            self.region, self.account_id
+        )
+    }
+}
+
+/// Shared state of every handler: the store and the configuration. Cheap to clone.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The data directory.
+    pub store: Store,
+    /// Configuration.
+    pub config: Arc<ApiConfig>,
+}
+
+impl ApiState {
+    /// Builds the state and makes sure the dev code-signing certificate exists in ACM
+    /// (created with the store's dev PKI on first start, found again afterwards).
+    pub fn new(store: Store, config: ApiConfig) -> Result<Self, StoreError> {
+        let state = Self {
+            store,
+            config: Arc::new(config),
+        };
+        acm::ensure_dev_certificate(&state)?;
+        Ok(state)
+    }
+
+    /// The ARN of the dev code-signing certificate created by [`ApiState::new`].
+    pub fn dev_certificate_arn(&self) -> Result<Option<String>, StoreError> {
+        acm::dev_certificate_arn(self)
+    }
+
+    /// Runs blocking store work off the async runtime.
+    pub(crate) async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Self) -> ApiResult<T> + Send + 'static,
+    ) -> ApiResult<T> {
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || f(&state))
+            .await
+            .map_err(|e| ApiError::internal(format!("worker failed: {e}")))?
+    }
+}
+
+/// The whole control plane on one router: s3, iot, signer, acm and iot-jobs-data.
+pub fn router(state: ApiState) -> axum::Router {
+    route::router(state)
+}
