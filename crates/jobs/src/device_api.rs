@@ -70,8 +70,15 @@ fn client_token(payload: &[u8]) -> Result<Option<&RawValue>, JobsError> {
     if payload.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    let envelope: Envelope<'_> =
+    let raw: &RawValue =
         serde_json::from_slice(payload).map_err(|e| JobsError::InvalidJson(e.to_string()))?;
+    if !raw.get().starts_with('{') {
+        return Err(JobsError::InvalidJson(
+            "the payload must be a JSON object".into(),
+        ));
+    }
+    let envelope: Envelope<'_> =
+        serde_json::from_str(raw.get()).map_err(|e| JobsError::InvalidRequest(e.to_string()))?;
     let Some(raw) = envelope.client_token else {
         return Ok(None);
     };
