@@ -1,0 +1,144 @@
+//! Reopening: everything acknowledged survives, crash leftovers are swept, the schema is as promised.
+
+use otastream_store::{NewStream, PutMeta, Store, StoreError, StreamFile, Versioning};
+use serde_json::json;
+
+use crate::files_in;
+
+#[test]
+fn reopen_after_drop_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v1, upload, etag) = {
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .insert_resource(
+                "thing",
+                "t1",
+                Some("g1"),
+                &json!({"attributes": {"a": "1"}}),
+            )
+            .unwrap();
+        store.create_bucket("fw").unwrap();
+        store
+            .set_bucket_versioning("fw", Versioning::Enabled)
+            .unwrap();
+        let v1 = store
+            .put_object("fw", "app.bin", b"one", PutMeta::default())
+            .unwrap();
+        store
+            .put_object("fw", "app.bin", b"two", PutMeta::default())
+            .unwrap();
+        store
+            .create_stream(&NewStream {
+                id: "s".into(),
+                description: None,
+                role_arn: Some("arn:aws:iam::123456789012:role/ota".into()),
+                files: vec![StreamFile {
+                    file_id: 0,
+                    bucket: "fw".into(),
+                    key: "app.bin".into(),
+                    version_id: Some(v1.version_id.clone()),
+                }],
+            })
+            .unwrap();
+        let upload = store
+            .create_multipart("fw", "big.bin", PutMeta::default())
+            .unwrap();
+        let etag = store.upload_part(&upload, 1, b"part one").unwrap();
+        (v1, upload, etag)
+    };
+
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(
+        store.list_resources("thing", Some("g1")).unwrap(),
+        vec![("t1".to_owned(), json!({"attributes": {"a": "1"}}))]
+    );
+    assert_eq!(store.bucket_versioning("fw").unwrap(), Versioning::Enabled);
+    assert_eq!(
+        &store.get_object("fw", "app.bin", None).unwrap().data[..],
+        b"two"
+    );
+    assert_eq!(
+        store
+            .get_object("fw", "app.bin", Some(&v1.version_id))
+            .unwrap()
+            .info,
+        v1
+    );
+    assert_eq!(store.list_object_versions("fw", "").unwrap().len(), 2);
+    let stream = store.get_stream("s").unwrap().expect("stream survives");
+    assert_eq!(stream.version, 1);
+    assert_eq!(
+        &store.stream_image("s").unwrap().unwrap().file(0).unwrap()[..],
+        b"one"
+    );
+    let info = store.complete_multipart(&upload, &[(1, etag)]).unwrap();
+    assert_eq!(
+        info.size, 8,
+        "an upload in progress survives with its parts"
+    );
+}
+
+#[test]
+fn open_sweeps_files_no_committed_row_references() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store.create_bucket("b").unwrap();
+        store
+            .put_object("b", "kept", b"kept", PutMeta::default())
+            .unwrap();
+        let upload = store
+            .create_multipart("b", "k", PutMeta::default())
+            .unwrap();
+        store.upload_part(&upload, 1, b"kept part").unwrap();
+    }
+    // What a crash can leave: a half-written temp file, and files renamed into place whose rows never
+    // committed.
+    std::fs::write(dir.path().join("tmp/0123abcd"), b"half").unwrap();
+    std::fs::write(dir.path().join("objects/deadbeef"), b"orphan").unwrap();
+    std::fs::write(dir.path().join("parts/cafebabe"), b"orphan").unwrap();
+
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(
+        (
+            files_in(&store, "tmp"),
+            files_in(&store, "objects"),
+            files_in(&store, "parts")
+        ),
+        (0, 1, 1)
+    );
+    assert_eq!(
+        &store.get_object("b", "kept", None).unwrap().data[..],
+        b"kept"
+    );
+
+    // A second store on the same directory works but must not sweep: the first may be mid-put.
+    std::fs::write(dir.path().join("objects/in-flight"), b"being installed").unwrap();
+    let second = Store::open(dir.path()).unwrap();
+    assert!(dir.path().join("objects/in-flight").exists());
+    assert_eq!(
+        &second.get_object("b", "kept", None).unwrap().data[..],
+        b"kept"
+    );
+}
+
+#[test]
+fn database_is_wal_with_schema_version_and_refuses_a_newer_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::open(dir.path()).unwrap());
+    let db = rusqlite::Connection::open(dir.path().join("meta.sqlite3")).unwrap();
+    let mode: String = db
+        .pragma_query_value(None, "journal_mode", |row| row.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let version: i64 = db
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, 1);
+
+    db.pragma_update(None, "user_version", 99).unwrap();
+    drop(db);
+    let err = Store::open(dir.path()).unwrap_err();
+    assert!(matches!(err, StoreError::Db(_)), "{err}");
+}
