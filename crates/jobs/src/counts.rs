@@ -62,7 +62,7 @@ impl StatusCounts {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobProcessDetails {
-    /// Things whose executions are still being rolled out (held back by the rollout pace).
+    /// The job's targets while executions are still held back by the rollout pace.
     pub processing_targets: Vec<String>,
     /// CANCELED.
     pub number_of_canceled_things: u64,
@@ -83,7 +83,7 @@ pub struct JobProcessDetails {
 }
 
 impl JobProcessDetails {
-    /// Renders counts (plus the things still waiting for release).
+    /// Renders counts (plus the targets still being rolled out).
     pub fn new(counts: &StatusCounts, processing_targets: Vec<String>) -> Self {
         use ExecutionStatus as S;
         Self {

@@ -33,6 +33,13 @@ pub enum Action {
         /// The job.
         job_id: String,
     },
+    /// Delete one execution record.
+    DeleteExecution {
+        /// The job.
+        job_id: String,
+        /// The thing.
+        thing: String,
+    },
     /// Publish `payload` to `$aws/things/<thing>/jobs/<topic_suffix>` (the requester gets it
     /// even without a subscription).
     Reply {
@@ -70,7 +77,10 @@ impl Action {
             } => Some(jobs_topic(thing, topic_suffix)),
             Self::NotifyNext { thing, .. } => Some(jobs_topic(thing, "notify-next")),
             Self::Notify { thing, .. } => Some(jobs_topic(thing, "notify")),
-            Self::SaveJob(_) | Self::SaveExecution(_) | Self::DeleteJob { .. } => None,
+            Self::SaveJob(_)
+            | Self::SaveExecution(_)
+            | Self::DeleteJob { .. }
+            | Self::DeleteExecution { .. } => None,
         }
     }
 }
@@ -144,6 +154,7 @@ pub(crate) struct Effects {
     pub(crate) jobs: BTreeSet<String>,
     pub(crate) executions: BTreeSet<(String, String)>,
     pub(crate) deleted_jobs: Vec<String>,
+    pub(crate) deleted_executions: Vec<(String, String)>,
     pub(crate) before: BTreeMap<String, ThingView>,
     pub(crate) replies: Vec<Action>,
 }
@@ -317,6 +328,28 @@ impl Engine {
         fx.executions.insert((job_id, thing));
     }
 
+    /// Forgets the execution of `job_id` on `thing` (timers, counts, release queue), remembering
+    /// what the thing saw before.
+    pub(crate) fn remove_execution(&mut self, job_id: &str, thing: &str, fx: &mut Effects) {
+        if !fx.before.contains_key(thing) {
+            let view = self.thing_view(thing);
+            fx.before.insert(thing.to_owned(), view);
+        }
+        let Some(exec) = self.things.get_mut(thing).and_then(|m| m.remove(job_id)) else {
+            return;
+        };
+        fx.executions.remove(&(job_id.to_owned(), thing.to_owned()));
+        if let Some(entry) = self.jobs.get_mut(job_id) {
+            entry.counts.remove(exec.status);
+            entry.members.remove(thing);
+            entry.unreleased.retain(|t| t != thing);
+            if let Some(deadline) = exec.timeout_deadline(entry.in_progress_timeout()) {
+                self.timers
+                    .remove(&(deadline, job_id.to_owned(), thing.to_owned()));
+            }
+        }
+    }
+
     /// Turns collected effects into ordered actions: saves, deletes, replies, notifications.
     pub(crate) fn finish(&self, fx: Effects, now: u64) -> Vec<Action> {
         let mut actions = Vec::new();
@@ -329,6 +362,9 @@ impl Engine {
             if let Some(exec) = self.execution(job_id, thing) {
                 actions.push(Action::SaveExecution(exec.clone()));
             }
+        }
+        for (job_id, thing) in fx.deleted_executions {
+            actions.push(Action::DeleteExecution { job_id, thing });
         }
         for job_id in fx.deleted_jobs {
             actions.push(Action::DeleteJob { job_id });

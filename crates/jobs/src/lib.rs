@@ -21,6 +21,7 @@
 //! - `device_ops`: the device operations and their iot-jobs-data HTTP face.
 //! - [`device_api`]: the MQTT Jobs API over topic suffix + payload bytes.
 //! - [`rollout`]: pacing and abort arithmetic.
+//! - [`control`]: DescribeJob's [`JobDescription`], CancelJobExecution, DeleteJobExecution.
 //! - [`counts`]: per-job status counts and DescribeJob's [`JobProcessDetails`].
 //! - [`wire`]: response shapes (MQTT and HTTP).
 //! - [`afr_ota`]: the OTA job document builder.
@@ -44,6 +45,7 @@
 //! ```
 
 pub mod afr_ota;
+pub mod control;
 pub mod counts;
 pub mod device_api;
 mod device_ops;
@@ -57,6 +59,7 @@ pub mod request;
 pub mod rollout;
 pub mod wire;
 
+pub use control::JobDescription;
 pub use counts::{JobProcessDetails, StatusCounts};
 pub use device_api::DeviceOp;
 pub use device_ops::NEXT;

@@ -312,7 +312,7 @@ impl Engine {
     }
 
     /// A SNAPSHOT job whose executions are all terminal becomes COMPLETED.
-    fn check_completion(&mut self, job_id: &str, now: u64, fx: &mut Effects) {
+    pub(crate) fn check_completion(&mut self, job_id: &str, now: u64, fx: &mut Effects) {
         let Some(entry) = self.jobs.get_mut(job_id) else {
             return;
         };
@@ -403,20 +403,10 @@ impl Engine {
                 state: None,
             });
         }
-        let mut fx = Effects::default();
         let members: Vec<String> = entry.members.iter().cloned().collect();
+        let mut fx = Effects::default();
         for thing in &members {
-            let view = self.thing_view(thing);
-            fx.before.entry(thing.clone()).or_insert(view);
-        }
-        let timeout = entry.in_progress_timeout();
-        for thing in &members {
-            if let Some(exec) = self.things.get_mut(thing).and_then(|m| m.remove(job_id))
-                && let Some(deadline) = exec.timeout_deadline(timeout)
-            {
-                self.timers
-                    .remove(&(deadline, job_id.to_owned(), thing.clone()));
-            }
+            self.remove_execution(job_id, thing, &mut fx);
         }
         self.jobs.remove(job_id);
         fx.deleted_jobs.push(job_id.to_owned());

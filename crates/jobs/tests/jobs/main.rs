@@ -7,6 +7,8 @@ mod support;
 mod abort_timeout;
 /// The afr_ota document builder.
 mod afr_ota;
+/// Control-plane views and execution operations.
+mod control;
 /// The iot-jobs-data HTTP operations.
 mod data_plane;
 /// The MQTT device API, byte-checked against PROTOCOL §2.4 captures.

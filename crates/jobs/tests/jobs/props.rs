@@ -48,6 +48,16 @@ enum Event {
         job: usize,
         force: bool,
     },
+    CancelExecution {
+        job: usize,
+        thing: usize,
+        force: bool,
+    },
+    DeleteExecution {
+        job: usize,
+        thing: usize,
+        force: bool,
+    },
     Restart,
 }
 
@@ -94,6 +104,8 @@ fn event() -> impl Strategy<Value = Event> {
         1 => (0..4usize).prop_map(|thing| Event::Leave { thing }),
         1 => (0..3usize, any::<bool>()).prop_map(|(job, force)| Event::Cancel { job, force }),
         1 => (0..3usize, any::<bool>()).prop_map(|(job, force)| Event::Delete { job, force }),
+        1 => (0..3usize, 0..4usize, any::<bool>()).prop_map(|(job, thing, force)| Event::CancelExecution { job, thing, force }),
+        1 => (0..3usize, 0..4usize, any::<bool>()).prop_map(|(job, thing, force)| Event::DeleteExecution { job, thing, force }),
         1 => Just(Event::Restart),
     ]
 }
@@ -281,6 +293,19 @@ proptest! {
                     let actions = h.engine.handle_delete_job(JOBS[job], force, h.now).unwrap_or_default();
                     h.store.apply(&actions);
                     finals.retain(|(j, _, _), _| j != JOBS[job] || h.engine.job(JOBS[job]).is_some());
+                    actions
+                }
+                Event::CancelExecution { job, thing, force } => {
+                    let actions = h.engine.handle_cancel_job_execution(JOBS[job], THINGS[thing], force, None, None, h.now).unwrap_or_default();
+                    h.store.apply(&actions);
+                    actions
+                }
+                Event::DeleteExecution { job, thing, force } => {
+                    let actions = h.engine.handle_delete_job_execution(JOBS[job], THINGS[thing], 1, force, h.now).unwrap_or_default();
+                    h.store.apply(&actions);
+                    if actions.iter().any(|a| matches!(a, Action::DeleteExecution { .. })) {
+                        finals.retain(|(j, t, _), _| j != JOBS[job] || t != THINGS[thing]);
+                    }
                     actions
                 }
                 Event::Restart => {

@@ -52,6 +52,9 @@ impl Store {
                     self.executions
                         .insert((e.job_id.clone(), e.thing_name.clone()), e.clone());
                 }
+                Action::DeleteExecution { job_id, thing } => {
+                    self.executions.remove(&(job_id.clone(), thing.clone()));
+                }
                 Action::DeleteJob { job_id } => {
                     self.jobs.remove(job_id);
                     self.executions.retain(|(j, _), _| j != job_id);
