@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::counts::JobProcessDetails;
+use crate::device_ops::not_found;
 use crate::engine::{Action, Effects, Engine};
 use crate::error::JobsError;
 use crate::execution::{ExecutionStatus, StatusDetails};
@@ -110,9 +111,9 @@ impl Engine {
         now: u64,
     ) -> Result<Vec<Action>, JobsError> {
         validate_common(status_details.as_ref(), None)?;
-        let current = self.execution(job_id, thing).ok_or_else(|| {
-            JobsError::ResourceNotFound(format!("no job execution {job_id} for thing {thing}"))
-        })?;
+        let current = self
+            .execution(job_id, thing)
+            .ok_or_else(|| not_found(thing, job_id))?;
         if let Some(expected) = expected_version
             && expected != current.version_number
         {
@@ -170,11 +171,7 @@ impl Engine {
         let current = self
             .execution(job_id, thing)
             .filter(|e| e.execution_number == execution_number)
-            .ok_or_else(|| {
-                JobsError::ResourceNotFound(format!(
-                    "no job execution {job_id} #{execution_number} for thing {thing}"
-                ))
-            })?;
+            .ok_or_else(|| not_found(thing, job_id))?;
         if !current.status.is_terminal() && !force {
             return Err(JobsError::InvalidStateTransition {
                 message: format!(

@@ -257,6 +257,7 @@ impl Engine {
     }
 }
 
-fn not_found(thing: &str, job_id: &str) -> JobsError {
+/// ResourceNotFound for a missing execution.
+pub(crate) fn not_found(thing: &str, job_id: &str) -> JobsError {
     JobsError::ResourceNotFound(format!("no job execution {job_id} for thing {thing}"))
 }

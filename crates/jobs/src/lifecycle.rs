@@ -351,6 +351,12 @@ impl Engine {
         }
     }
 
+    fn job_entry(&self, job_id: &str) -> Result<&JobEntry, JobsError> {
+        self.jobs
+            .get(job_id)
+            .ok_or_else(|| JobsError::ResourceNotFound(format!("job {job_id} does not exist")))
+    }
+
     /// CancelJob: QUEUED executions become CANCELED; with `force`, IN_PROGRESS ones too (a
     /// CANCELED job may be canceled again with `force`). COMPLETED jobs cannot be canceled.
     pub fn handle_cancel_job(
@@ -361,10 +367,7 @@ impl Engine {
         comment: Option<String>,
         now: u64,
     ) -> Result<Vec<Action>, JobsError> {
-        let entry = self
-            .jobs
-            .get(job_id)
-            .ok_or_else(|| JobsError::ResourceNotFound(format!("job {job_id} does not exist")))?;
+        let entry = self.job_entry(job_id)?;
         match entry.job.status {
             JobStatus::InProgress => {}
             JobStatus::Canceled if force => {}
@@ -393,10 +396,7 @@ impl Engine {
         force: bool,
         now: u64,
     ) -> Result<Vec<Action>, JobsError> {
-        let entry = self
-            .jobs
-            .get(job_id)
-            .ok_or_else(|| JobsError::ResourceNotFound(format!("job {job_id} does not exist")))?;
+        let entry = self.job_entry(job_id)?;
         if entry.job.status == JobStatus::InProgress && !force {
             return Err(JobsError::InvalidStateTransition {
                 message: format!("job {job_id} is IN_PROGRESS; delete it with force"),

@@ -20,10 +20,6 @@ fn abort_spec(things: &[String], failure_type: FailureType, threshold: f64, min:
     }
 }
 
-fn status(h: &Harness, thing: &str) -> Option<ExecutionStatus> {
-    h.engine.execution("j", thing).map(|e| e.status)
-}
-
 /// FAILED ≥ 50 % with at least 4 executed things: 2 failures + 1 success (67 %, but only 3
 /// executed) do not abort; the 4th outcome (a failure: 75 %) aborts at that very event — the
 /// job and its queued and in-progress executions are CANCELED and the devices told.
@@ -36,10 +32,7 @@ fn abort_at_the_crossing_event_not_before_minimum() {
     h.device("t0001", "j/update", r#"{"status":"FAILED"}"#);
     h.device("t0002", "j/update", r#"{"status":"SUCCEEDED"}"#);
     h.device("t0003", "j/update", r#"{"status":"IN_PROGRESS"}"#);
-    assert_eq!(
-        h.engine.job("j").map(|j| j.status),
-        Some(JobStatus::InProgress)
-    );
+    assert_eq!(h.job_status("j"), Some(JobStatus::InProgress));
     let actions = h.device("t0004", "j/update", r#"{"status":"FAILED"}"#);
     let job = h.engine.job("j").expect("job");
     assert_eq!(job.status, JobStatus::Canceled);
@@ -48,10 +41,13 @@ fn abort_at_the_crossing_event_not_before_minimum() {
             .as_deref()
             .is_some_and(|c| c.contains("aborted"))
     );
-    assert_eq!(status(&h, "t0003"), Some(ExecutionStatus::Canceled));
-    assert_eq!(status(&h, "t0009"), Some(ExecutionStatus::Canceled));
-    assert_eq!(status(&h, "t0002"), Some(ExecutionStatus::Succeeded));
-    assert_eq!(status(&h, "t0004"), Some(ExecutionStatus::Failed));
+    assert_eq!(h.exec_status("j", "t0003"), Some(ExecutionStatus::Canceled));
+    assert_eq!(h.exec_status("j", "t0009"), Some(ExecutionStatus::Canceled));
+    assert_eq!(
+        h.exec_status("j", "t0002"),
+        Some(ExecutionStatus::Succeeded)
+    );
+    assert_eq!(h.exec_status("j", "t0004"), Some(ExecutionStatus::Failed));
     assert!(
         actions
             .iter()
@@ -76,25 +72,16 @@ fn failure_types() {
     for t in ["t0000", "t0001", "t0002"] {
         h.device(t, "j/update", r#"{"status":"REJECTED"}"#);
     }
-    assert_eq!(
-        h.engine.job("j").map(|j| j.status),
-        Some(JobStatus::InProgress)
-    );
+    assert_eq!(h.job_status("j"), Some(JobStatus::InProgress));
 
     let mut h = Harness::new();
     h.create(abort_spec(&things, FailureType::All, 50.0, 2));
     h.device("t0000", "j/update", r#"{"status":"SUCCEEDED"}"#);
     h.device("t0001", "j/update", r#"{"status":"SUCCEEDED"}"#);
     h.device("t0002", "j/update", r#"{"status":"REJECTED"}"#);
-    assert_eq!(
-        h.engine.job("j").map(|j| j.status),
-        Some(JobStatus::InProgress)
-    );
+    assert_eq!(h.job_status("j"), Some(JobStatus::InProgress));
     h.device("t0003", "j/update", r#"{"status":"REJECTED"}"#);
-    assert_eq!(
-        h.engine.job("j").map(|j| j.status),
-        Some(JobStatus::Canceled)
-    );
+    assert_eq!(h.job_status("j"), Some(JobStatus::Canceled));
 }
 
 /// TIMED_OUT executions count for a TIMED_OUT criterion: the timeout that crosses it aborts.
@@ -112,16 +99,10 @@ fn timeouts_can_abort() {
     h.device("t0001", "start-next", "");
     let start = h.now;
     h.advance_to(start + MINUTE - 1000);
-    assert_eq!(status(&h, "t0000"), Some(ExecutionStatus::TimedOut));
-    assert_eq!(
-        h.engine.job("j").map(|j| j.status),
-        Some(JobStatus::InProgress)
-    );
+    assert_eq!(h.exec_status("j", "t0000"), Some(ExecutionStatus::TimedOut));
+    assert_eq!(h.job_status("j"), Some(JobStatus::InProgress));
     h.advance_to(start + MINUTE);
-    assert_eq!(status(&h, "t0001"), Some(ExecutionStatus::TimedOut));
-    assert_eq!(
-        h.engine.job("j").map(|j| j.status),
-        Some(JobStatus::Canceled)
-    );
-    assert_eq!(status(&h, "t0003"), Some(ExecutionStatus::Canceled));
+    assert_eq!(h.exec_status("j", "t0001"), Some(ExecutionStatus::TimedOut));
+    assert_eq!(h.job_status("j"), Some(JobStatus::Canceled));
+    assert_eq!(h.exec_status("j", "t0003"), Some(ExecutionStatus::Canceled));
 }

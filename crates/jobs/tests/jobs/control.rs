@@ -62,10 +62,7 @@ fn cancel_job_execution() {
         notify_next(&actions, "a"),
         [json!({"timestamp": h.now / 1000})]
     );
-    assert_eq!(
-        h.engine.execution("j", "a").map(|e| e.status),
-        Some(ExecutionStatus::Canceled)
-    );
+    assert_eq!(h.exec_status("j", "a"), Some(ExecutionStatus::Canceled));
     let err = h
         .engine
         .handle_cancel_job_execution("j", "b", false, None, None, h.now)
@@ -139,8 +136,5 @@ fn delete_job_execution() {
     let (_, body) = reply(&h.device("a", "j/get", ""));
     assert_eq!(body["code"], "ResourceNotFound");
     h.device("b", "j/update", r#"{"status":"SUCCEEDED"}"#);
-    assert_eq!(
-        h.engine.job("j").map(|j| j.status),
-        Some(JobStatus::Completed)
-    );
+    assert_eq!(h.job_status("j"), Some(JobStatus::Completed));
 }

@@ -13,14 +13,7 @@ const JOBS: [&str; 3] = ["j0", "j1", "j2"];
 
 #[derive(Clone, Debug)]
 enum Event {
-    Create {
-        job: usize,
-        things: u8,
-        continuous: bool,
-        rate: Option<u32>,
-        abort: bool,
-        timeout: Option<u64>,
-    },
+    Create(Plan),
     Device {
         thing: usize,
         suffix: String,
@@ -95,7 +88,7 @@ fn device_request() -> impl Strategy<Value = (String, String)> {
 fn event() -> impl Strategy<Value = Event> {
     prop_oneof![
         2 => (0..3usize, 1..16u8, any::<bool>(), prop::option::of(1..4u32), any::<bool>(), prop::option::of(1..3u64))
-            .prop_map(|(job, things, continuous, rate, abort, timeout)| Event::Create { job, things, continuous, rate, abort, timeout }),
+            .prop_map(|(job, things, continuous, rate, abort, timeout)| Event::Create(Plan { job, things, continuous, rate, abort, timeout })),
         8 => (0..4usize, device_request()).prop_map(|(thing, (suffix, payload))| Event::Device { thing, suffix, payload }),
         1 => (0..4usize, prop_oneof![Just("j0/update"), Just("x/y/z"), Just("$next/get"), Just("notify")], prop::collection::vec(any::<u8>(), 0..24))
             .prop_map(|(thing, suffix, payload)| Event::Garbage { thing, suffix: suffix.to_owned(), payload }),
@@ -110,14 +103,26 @@ fn event() -> impl Strategy<Value = Event> {
     ]
 }
 
-fn create_spec(
+/// A job to create: which id, which things (bit mask), and which configs.
+#[derive(Clone, Debug)]
+struct Plan {
     job: usize,
     things: u8,
     continuous: bool,
     rate: Option<u32>,
     abort: bool,
     timeout: Option<u64>,
-) -> JobSpec {
+}
+
+fn create_spec(plan: &Plan) -> JobSpec {
+    let Plan {
+        job,
+        things,
+        continuous,
+        rate,
+        abort,
+        timeout,
+    } = *plan;
     let mut targets: Vec<String> = (0..4)
         .filter(|i| things & (1 << i) != 0)
         .map(|i| crate::support::thing_arn(THINGS[i]))
@@ -149,6 +154,12 @@ fn create_spec(
         }),
         ..spec(JOBS[job], &[])
     }
+}
+
+/// Persists a batch like a driver would and hands it back for checking.
+fn persist(h: &mut Harness, actions: Vec<Action>) -> Vec<Action> {
+    h.store.apply(&actions);
+    actions
 }
 
 /// Checks the invariants over one batch of actions and the engine afterwards.
@@ -247,16 +258,16 @@ proptest! {
         let mut finals = BTreeMap::new();
         for event in events {
             let actions = match event {
-                Event::Create { job, things, continuous, rate, abort, timeout } => {
-                    let actions = h.engine.handle_create_job(create_spec(job, things, continuous, rate, abort, timeout), &members, h.now).unwrap_or_default();
-                    h.store.apply(&actions);
-                    actions
+                Event::Create(plan) => {
+                    let actions = h.engine.handle_create_job(create_spec(&plan), &members, h.now).unwrap_or_default();
+                    persist(&mut h, actions)
                 }
                 Event::Device { thing, suffix, payload } => h.device(THINGS[thing], &suffix, &payload),
                 Event::Garbage { thing, suffix, payload } => {
-                    let actions = h.engine.handle_device_request(THINGS[thing], &suffix, &payload, h.now);
-                    h.store.apply(&actions);
-                    actions
+                    {
+ let actions = h.engine.handle_device_request(THINGS[thing], &suffix, &payload, h.now);
+ persist(&mut h, actions)
+ }
                 }
                 Event::Advance { ms } => {
                     let until = h.now + ms;
@@ -274,20 +285,23 @@ proptest! {
                     if !list.iter().any(|t| t == THINGS[thing]) {
                         list.push(THINGS[thing].to_owned());
                     }
-                    let actions = h.engine.handle_thing_added_to_group(THINGS[thing], "g", h.now);
-                    h.store.apply(&actions);
-                    actions
+                    {
+ let actions = h.engine.handle_thing_added_to_group(THINGS[thing], "g", h.now);
+ persist(&mut h, actions)
+ }
                 }
                 Event::Leave { thing } => {
                     members.entry("g".into()).or_default().retain(|t| t != THINGS[thing]);
-                    let actions = h.engine.handle_thing_removed_from_group(THINGS[thing], "g", &members, h.now);
-                    h.store.apply(&actions);
-                    actions
+                    {
+ let actions = h.engine.handle_thing_removed_from_group(THINGS[thing], "g", &members, h.now);
+ persist(&mut h, actions)
+ }
                 }
                 Event::Cancel { job, force } => {
-                    let actions = h.engine.handle_cancel_job(JOBS[job], force, None, None, h.now).unwrap_or_default();
-                    h.store.apply(&actions);
-                    actions
+                    {
+ let actions = h.engine.handle_cancel_job(JOBS[job], force, None, None, h.now).unwrap_or_default();
+ persist(&mut h, actions)
+ }
                 }
                 Event::Delete { job, force } => {
                     let actions = h.engine.handle_delete_job(JOBS[job], force, h.now).unwrap_or_default();
@@ -296,9 +310,10 @@ proptest! {
                     actions
                 }
                 Event::CancelExecution { job, thing, force } => {
-                    let actions = h.engine.handle_cancel_job_execution(JOBS[job], THINGS[thing], force, None, None, h.now).unwrap_or_default();
-                    h.store.apply(&actions);
-                    actions
+                    {
+ let actions = h.engine.handle_cancel_job_execution(JOBS[job], THINGS[thing], force, None, None, h.now).unwrap_or_default();
+ persist(&mut h, actions)
+ }
                 }
                 Event::DeleteExecution { job, thing, force } => {
                     let actions = h.engine.handle_delete_job_execution(JOBS[job], THINGS[thing], 1, force, h.now).unwrap_or_default();

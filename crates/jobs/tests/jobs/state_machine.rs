@@ -218,10 +218,7 @@ fn step_timeout() {
     let deadline = started + MINUTE + 3 * MINUTE;
     assert_eq!(h.engine.poll_timeout(), Some(deadline));
     h.advance_to(deadline - 1);
-    assert_eq!(
-        h.engine.execution("j", "dev").map(|e| e.status),
-        Some(InProgress)
-    );
+    assert_eq!(h.exec_status("j", "dev"), Some(InProgress));
     h.advance_to(deadline);
     let exec = h.engine.execution("j", "dev").expect("execution");
     assert_eq!((exec.status, exec.last_updated_at), (TimedOut, deadline));
@@ -269,17 +266,11 @@ fn in_progress_timeout_at_configured_minute() {
         );
     }
     h.advance_to(started + 5 * MINUTE - 1);
-    assert_eq!(
-        h.engine.execution("j", "dev").map(|e| e.status),
-        Some(InProgress)
-    );
+    assert_eq!(h.exec_status("j", "dev"), Some(InProgress));
     let actions = h.advance_to(started + 5 * MINUTE);
     assert!(actions.iter().any(|a| matches!(a, Action::SaveExecution(e) if e.status == TimedOut && e.last_updated_at == started + 5 * MINUTE)));
     // The QUEUED execution of the other thing has no timer.
-    assert_eq!(
-        h.engine.execution("j", "other").map(|e| e.status),
-        Some(Queued)
-    );
+    assert_eq!(h.exec_status("j", "other"), Some(Queued));
     assert_eq!(h.engine.poll_timeout(), None);
     let (_, body) = reply(&h.device("dev", "j/update", r#"{"status":"SUCCEEDED"}"#));
     assert_eq!(body["code"], "InvalidStateTransition");
@@ -299,14 +290,8 @@ fn timeout_survives_restart() {
     h.restart();
     assert!(h.engine.poll_timeout().is_some_and(|t| t <= h.now));
     h.advance_to(h.now);
-    assert_eq!(
-        h.engine.execution("j", "dev").map(|e| e.status),
-        Some(TimedOut)
-    );
-    assert_eq!(
-        h.engine.job("j").map(|j| j.status),
-        Some(JobStatus::Completed)
-    );
+    assert_eq!(h.exec_status("j", "dev"), Some(TimedOut));
+    assert_eq!(h.job_status("j"), Some(JobStatus::Completed));
 }
 
 /// executionNumber must match when given (number or quoted digits).

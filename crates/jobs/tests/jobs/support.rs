@@ -1,6 +1,9 @@
 use std::collections::BTreeMap;
 
-use otastream_jobs::{Action, Engine, Job, JobExecution, JobSpec, NoGroups, TargetResolver};
+use otastream_jobs::{
+    Action, Engine, ExecutionStatus, Job, JobExecution, JobSpec, JobStatus, NoGroups,
+    TargetResolver,
+};
 use serde_json::Value;
 
 /// A fixed start time (epoch ms), mid-second on purpose.
@@ -126,6 +129,16 @@ impl Harness {
         }
         self.now = until;
         all
+    }
+
+    /// The job's status, if it exists.
+    pub fn job_status(&self, job_id: &str) -> Option<JobStatus> {
+        self.engine.job(job_id).map(|j| j.status)
+    }
+
+    /// The status of `job_id`'s execution on `thing`, if it exists.
+    pub fn exec_status(&self, job_id: &str, thing: &str) -> Option<ExecutionStatus> {
+        self.engine.execution(job_id, thing).map(|e| e.status)
     }
 
     pub fn restart(&mut self) {

@@ -25,10 +25,7 @@ fn snapshot_completion() {
     let mut h = Harness::new();
     h.create(spec("j", &["a", "b"]));
     h.device("a", "j/update", r#"{"status":"SUCCEEDED"}"#);
-    assert_eq!(
-        h.engine.job("j").map(|j| j.status),
-        Some(JobStatus::InProgress)
-    );
+    assert_eq!(h.job_status("j"), Some(JobStatus::InProgress));
     h.now += 5000;
     let actions = h.device("b", "j/update", r#"{"status":"REJECTED"}"#);
     let job = h.engine.job("j").expect("job");
@@ -69,15 +66,9 @@ fn continuous_late_joiner() {
     for thing in ["a", "late"] {
         h.device(thing, "cont/update", r#"{"status":"SUCCEEDED"}"#);
     }
-    assert_eq!(
-        h.engine.job("cont").map(|j| j.status),
-        Some(JobStatus::InProgress)
-    );
+    assert_eq!(h.job_status("cont"), Some(JobStatus::InProgress));
     h.device("a", "snap/update", r#"{"status":"SUCCEEDED"}"#);
-    assert_eq!(
-        h.engine.job("snap").map(|j| j.status),
-        Some(JobStatus::Completed)
-    );
+    assert_eq!(h.job_status("snap"), Some(JobStatus::Completed));
 }
 
 /// Leaving the group REMOVEs an unfinished execution (the device is told it has no next job);
@@ -95,10 +86,7 @@ fn removed_from_group() {
         .engine
         .handle_thing_removed_from_group("a", "g", &after, h.now);
     h.store.apply(&actions);
-    assert_eq!(
-        h.engine.execution("j", "a").map(|e| e.status),
-        Some(ExecutionStatus::Removed)
-    );
+    assert_eq!(h.exec_status("j", "a"), Some(ExecutionStatus::Removed));
     assert_eq!(
         notify_next(&actions, "a"),
         [serde_json::json!({"timestamp": h.now / 1000})]
@@ -107,10 +95,7 @@ fn removed_from_group() {
         .engine
         .handle_thing_removed_from_group("b", "g", &after, h.now);
     assert!(actions.is_empty());
-    assert_eq!(
-        h.engine.execution("j", "b").map(|e| e.status),
-        Some(ExecutionStatus::Queued)
-    );
+    assert_eq!(h.exec_status("j", "b"), Some(ExecutionStatus::Queued));
     let actions = h.engine.handle_thing_added_to_group("a", "g", h.now);
     h.store.apply(&actions);
     let exec = h.engine.execution("j", "a").expect("execution");
@@ -193,14 +178,8 @@ fn cancel_and_delete() {
         .handle_cancel_job("j", false, Some("BAD_IMAGE".into()), None, h.now)
         .expect("cancel");
     h.store.apply(&actions);
-    assert_eq!(
-        h.engine.execution("j", "a").map(|e| e.status),
-        Some(ExecutionStatus::InProgress)
-    );
-    assert_eq!(
-        h.engine.execution("j", "b").map(|e| e.status),
-        Some(ExecutionStatus::Canceled)
-    );
+    assert_eq!(h.exec_status("j", "a"), Some(ExecutionStatus::InProgress));
+    assert_eq!(h.exec_status("j", "b"), Some(ExecutionStatus::Canceled));
     let job = h.engine.job("j").expect("job");
     assert_eq!(
         (job.status, job.reason_code.as_deref(), job.force_canceled),
@@ -211,10 +190,7 @@ fn cancel_and_delete() {
         .handle_cancel_job("j", true, None, None, h.now)
         .expect("force cancel");
     assert_eq!(notify_next(&actions, "a").len(), 1);
-    assert_eq!(
-        h.engine.execution("j", "a").map(|e| e.status),
-        Some(ExecutionStatus::Canceled)
-    );
+    assert_eq!(h.exec_status("j", "a"), Some(ExecutionStatus::Canceled));
     assert!(h.engine.job("j").is_some_and(|j| j.force_canceled));
 
     let mut h = Harness::new();
