@@ -142,3 +142,98 @@ fn database_is_wal_with_schema_version_and_refuses_a_newer_schema() {
     let err = Store::open(dir.path()).unwrap_err();
     assert!(matches!(err, StoreError::Db(_)), "{err}");
 }
+
+/// Set in the child process of [`acknowledged_writes_survive_sigkill`]: the data directory to write to.
+const CRASH_CHILD_ENV: &str = "OTASTREAM_STORE_CRASH_CHILD_DIR";
+
+/// The object body written as write number `i` (long enough that a kill often lands mid-write).
+fn crash_body(i: u64) -> Vec<u8> {
+    let mut body = i.to_le_bytes().repeat(8 * 1024);
+    body.truncate(60_000 + usize::try_from(i % 7).unwrap() * 1000);
+    body
+}
+
+/// Child role: write objects and resources forever, printing `ack <i>` only after each call returned.
+fn crash_child(dir: &str) {
+    use std::io::Write;
+    let store = Store::open(std::path::Path::new(dir)).unwrap();
+    store.create_bucket("b").unwrap();
+    store
+        .set_bucket_versioning("b", Versioning::Enabled)
+        .unwrap();
+    let mut stdout = std::io::stdout();
+    for i in 0..100_000u64 {
+        let info = store
+            .put_object("b", &format!("k{i}"), &crash_body(i), PutMeta::default())
+            .unwrap();
+        store
+            .insert_resource(
+                "write",
+                &i.to_string(),
+                None,
+                &json!({ "version": info.version_id }),
+            )
+            .unwrap();
+        writeln!(stdout, "ack {i}").unwrap();
+        stdout.flush().unwrap();
+    }
+}
+
+#[test]
+fn acknowledged_writes_survive_sigkill() {
+    if let Ok(dir) = std::env::var(CRASH_CHILD_ENV) {
+        crash_child(&dir);
+        return;
+    }
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "durability::acknowledged_writes_survive_sigkill",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CRASH_CHILD_ENV, dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut acked = Vec::new();
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        if let Some(i) = line.unwrap().strip_prefix("ack ") {
+            acked.push(i.parse::<u64>().unwrap());
+            if acked.len() == 40 {
+                child.kill().unwrap(); // SIGKILL: no destructors, no flushing
+                break;
+            }
+        }
+    }
+    child.wait().unwrap();
+    assert_eq!(
+        acked.len(),
+        40,
+        "the child acknowledged 40 writes before it was killed"
+    );
+
+    let store = Store::open(dir.path()).unwrap();
+    for i in acked {
+        let write = store
+            .get_resource("write", &i.to_string())
+            .unwrap()
+            .expect("acknowledged resource");
+        let object = store.get_object("b", &format!("k{i}"), None).unwrap();
+        assert_eq!(write["version"], object.info.version_id.as_str());
+        assert!(object.data[..] == crash_body(i)[..], "object {i} intact");
+    }
+    assert_eq!(
+        files_in(&store, "tmp"),
+        0,
+        "a write cut short leaves nothing behind after reopen"
+    );
+    let objects = store.list_object_versions("b", "").unwrap().len();
+    assert_eq!(
+        files_in(&store, "objects"),
+        objects,
+        "exactly the committed versions have files"
+    );
+}
