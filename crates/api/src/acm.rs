@@ -1,5 +1,5 @@
 //! ACM (json-1.1, `X-Amz-Target: CertificateManager.<Op>`): ImportCertificate,
-//! DescribeCertificate, ListCertificates, DeleteCertificate, plus the dev code-signing
+//! DescribeCertificate, GetCertificate, ListCertificates, DeleteCertificate, plus the dev code-signing
 //! certificate that [`crate::ApiState::new`] creates on first start with the store's dev PKI.
 //!
 //! Certificates are stored as `acm-certificate/<uuid>` resources holding the PEMs and the
@@ -52,6 +52,7 @@ async fn dispatch(
             "DescribeCertificate" => describe(s, &body),
             "ListCertificates" => list(s),
             "DeleteCertificate" => delete(s, &body),
+            "GetCertificate" => get_certificate(s, &body),
             other => Err(ApiError::new(
                 http::StatusCode::BAD_REQUEST,
                 "UnknownOperationException",
@@ -257,6 +258,15 @@ fn describe(state: &ApiState, body: &Value) -> ApiResult<Value> {
     id_of(&arn)?;
     let doc = load(state, &arn)?.ok_or_else(|| not_found(&arn))?;
     Ok(json!({ "Certificate": public(doc) }))
+}
+
+fn get_certificate(state: &ApiState, body: &Value) -> ApiResult<Value> {
+    let arn = arn_member(body)?;
+    id_of(&arn)?;
+    let doc = load(state, &arn)?.ok_or_else(|| not_found(&arn))?;
+    Ok(
+        json!({ "Certificate": doc["_pem"]["certificate"], "CertificateChain": doc["_pem"]["chain"] }),
+    )
 }
 
 fn list(state: &ApiState) -> ApiResult<Value> {

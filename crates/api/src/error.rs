@@ -91,13 +91,17 @@ impl From<SigError> for ApiError {
 impl From<otastream_store::StoreError> for ApiError {
     fn from(e: otastream_store::StoreError) -> Self {
         use otastream_store::StoreError as E;
+        let code_len = e.code().map_or(0, |c| c.len() + 2);
+        let strip = |m: String| m.get(code_len..).map(str::to_owned).unwrap_or(m);
         match e {
-            E::NotFound(m) => Self::not_found(m),
-            E::AlreadyExists(m) => {
-                Self::new(StatusCode::CONFLICT, "ResourceAlreadyExistsException", m)
-            }
-            E::Conflict(m) => Self::conflict("DeleteConflictException", m),
-            E::Invalid(m) => Self::invalid(m),
+            E::NotFound(m) => Self::not_found(strip(m)),
+            E::AlreadyExists(m) => Self::new(
+                StatusCode::CONFLICT,
+                "ResourceAlreadyExistsException",
+                strip(m),
+            ),
+            E::Conflict(m) => Self::conflict("DeleteConflictException", strip(m)),
+            E::Invalid(m) => Self::invalid(strip(m)),
             other => {
                 tracing::error!(error = %other, "store failure");
                 Self::internal(other.to_string())

@@ -1,0 +1,205 @@
+//! Test harness: the control plane on 127.0.0.1:0 over a Store in a tempdir, and the real `aws`
+//! CLI / python3 (boto3) as clients with an isolated HOME and config.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use otastream_api::{ApiConfig, ApiState};
+use otastream_store::Store;
+use serde_json::Value;
+
+pub const AKID: &str = "AKIATESTOTASTREAM001";
+pub const SECRET: &str = "test-secret-for-the-control-plane";
+
+/// A running server; stops when dropped.
+pub struct TestServer {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    pub home: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = tempfile::tempdir().expect("home");
+        let (port_tx, port_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let data = dir.path().to_path_buf();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                let port = listener.local_addr().expect("addr").port();
+                let store = Store::open(&data).expect("store");
+                let config = ApiConfig {
+                    access_key_id: AKID.into(),
+                    secret_access_key: SECRET.into(),
+                    public_base_url: format!("http://127.0.0.1:{port}"),
+                    ..ApiConfig::default()
+                };
+                let state = ApiState::new(store, config).expect("state");
+                port_tx.send(port).expect("send port");
+                axum::serve(listener, otastream_api::router(state))
+                    .with_graceful_shutdown(async {
+                        let _ = stop_rx.await;
+                    })
+                    .await
+                    .expect("serve");
+            });
+        });
+        let port = port_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("server started");
+        Self {
+            port,
+            dir,
+            home,
+            shutdown: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// A file path inside the test's scratch HOME.
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        self.home.path().join(name)
+    }
+
+    fn env(&self, cmd: &mut Command, secret: &str) {
+        let home = self.home.path();
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", home)
+            .env("AWS_CONFIG_FILE", home.join("no-config"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", home.join("no-credentials"))
+            .env("AWS_ACCESS_KEY_ID", AKID)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_RETRY_MODE", "standard")
+            .env("AWS_MAX_ATTEMPTS", "1")
+            .env("AWS_PAGER", "");
+        for var in [
+            "PYENV_ROOT",
+            "PYENV_VERSION",
+            "PYTHONPATH",
+            "VIRTUAL_ENV",
+            "LANG",
+        ] {
+            if let Ok(v) = std::env::var(var) {
+                cmd.env(var, v);
+            }
+        }
+    }
+
+    /// Runs `aws --endpoint-url ... <args>` and returns (exit code, stdout, stderr).
+    pub fn aws_with_secret(&self, secret: &str, args: &[&str]) -> (i32, String, String) {
+        let mut cmd = Command::new("aws");
+        self.env(&mut cmd, secret);
+        cmd.arg("--endpoint-url")
+            .arg(self.endpoint())
+            .arg("--output")
+            .arg("json")
+            .args(args)
+            .current_dir(self.home.path());
+        let out = cmd
+            .output()
+            .expect("the aws CLI is installed (pip install awscli)");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into(),
+            String::from_utf8_lossy(&out.stderr).into(),
+        )
+    }
+
+    /// Runs an `aws` command that must succeed; returns its JSON output (`null` when empty).
+    pub fn aws(&self, args: &[&str]) -> Value {
+        let (rc, out, err) = self.aws_with_secret(SECRET, args);
+        assert_eq!(rc, 0, "aws {args:?} failed: {err}");
+        if out.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&out).unwrap_or(Value::String(out))
+        }
+    }
+
+    /// Runs an `aws` command that must fail with `code`; returns stderr.
+    pub fn aws_err(&self, code: &str, args: &[&str]) -> String {
+        let (rc, _, err) = self.aws_with_secret(SECRET, args);
+        assert_eq!(rc, 255, "aws {args:?} should fail with {code}: {err}");
+        assert!(
+            err.contains(&format!("({code})")),
+            "aws {args:?}: expected {code}, got: {err}"
+        );
+        err
+    }
+
+    /// Runs a python3 script (boto3) with the endpoint as argv[1]; returns stdout.
+    pub fn python(&self, script: &Path) -> String {
+        let mut cmd = Command::new("python3");
+        self.env(&mut cmd, SECRET);
+        let out = cmd
+            .arg(script)
+            .arg(self.endpoint())
+            .output()
+            .expect("python3");
+        assert!(
+            out.status.success(),
+            "{} failed:\n{}\n{}",
+            script.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into()
+    }
+
+    /// Polls `get` until `done` holds (state changes made by background tasks).
+    pub fn wait_for(
+        &self,
+        what: &str,
+        mut get: impl FnMut() -> Value,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let v = get();
+            if done(&v) {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "{what} never finished: {v}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Deterministic firmware bytes.
+pub fn firmware(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[1] ^ seed)
+        .collect()
+}
