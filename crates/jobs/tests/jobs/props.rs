@@ -246,6 +246,112 @@ fn check(
     }
 }
 
+/// Plays `events` against one harness, checking the invariants after every batch.
+fn run(events: Vec<Event>) {
+    let mut h = Harness::new();
+    let mut members: BTreeMap<String, Vec<String>> = BTreeMap::from([("g".to_owned(), vec![])]);
+    let mut finals = BTreeMap::new();
+    for event in events {
+        let actions = match event {
+            Event::Create(plan) => {
+                let actions = h
+                    .engine
+                    .handle_create_job(create_spec(&plan), &members, h.now)
+                    .unwrap_or_default();
+                persist(&mut h, actions)
+            }
+            Event::Device {
+                thing,
+                suffix,
+                payload,
+            } => h.device(THINGS[thing], &suffix, &payload),
+            Event::Garbage {
+                thing,
+                suffix,
+                payload,
+            } => {
+                let actions =
+                    h.engine
+                        .handle_device_request(THINGS[thing], &suffix, &payload, h.now);
+                persist(&mut h, actions)
+            }
+            Event::Advance { ms } => {
+                let until = h.now + ms;
+                while let Some(at) = h.engine.poll_timeout().filter(|at| *at <= until) {
+                    h.now = h.now.max(at);
+                    let actions = h.engine.handle_timeout(h.now);
+                    h.store.apply(&actions);
+                    check(&h, &actions, &mut finals);
+                }
+                h.now = until;
+                Vec::new()
+            }
+            Event::Join { thing } => {
+                let list = members.entry("g".into()).or_default();
+                if !list.iter().any(|t| t == THINGS[thing]) {
+                    list.push(THINGS[thing].to_owned());
+                }
+                let actions = h
+                    .engine
+                    .handle_thing_added_to_group(THINGS[thing], "g", h.now);
+                persist(&mut h, actions)
+            }
+            Event::Leave { thing } => {
+                members
+                    .entry("g".into())
+                    .or_default()
+                    .retain(|t| t != THINGS[thing]);
+                let actions =
+                    h.engine
+                        .handle_thing_removed_from_group(THINGS[thing], "g", &members, h.now);
+                persist(&mut h, actions)
+            }
+            Event::Cancel { job, force } => {
+                let actions = h
+                    .engine
+                    .handle_cancel_job(JOBS[job], force, None, None, h.now)
+                    .unwrap_or_default();
+                persist(&mut h, actions)
+            }
+            Event::Delete { job, force } => {
+                let actions = h
+                    .engine
+                    .handle_delete_job(JOBS[job], force, h.now)
+                    .unwrap_or_default();
+                h.store.apply(&actions);
+                finals.retain(|(j, _, _), _| j != JOBS[job] || h.engine.job(JOBS[job]).is_some());
+                actions
+            }
+            Event::CancelExecution { job, thing, force } => {
+                let actions = h
+                    .engine
+                    .handle_cancel_job_execution(JOBS[job], THINGS[thing], force, None, None, h.now)
+                    .unwrap_or_default();
+                persist(&mut h, actions)
+            }
+            Event::DeleteExecution { job, thing, force } => {
+                let actions = h
+                    .engine
+                    .handle_delete_job_execution(JOBS[job], THINGS[thing], 1, force, h.now)
+                    .unwrap_or_default();
+                h.store.apply(&actions);
+                if actions
+                    .iter()
+                    .any(|a| matches!(a, Action::DeleteExecution { .. }))
+                {
+                    finals.retain(|(j, t, _), _| j != JOBS[job] || t != THINGS[thing]);
+                }
+                actions
+            }
+            Event::Restart => {
+                h.restart();
+                Vec::new()
+            }
+        };
+        check(&h, &actions, &mut finals);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
 
@@ -253,82 +359,6 @@ proptest! {
     /// an unpersisted change, and always answer requests with well-formed JSON.
     #[test]
     fn random_event_sequences(events in prop::collection::vec(event(), 1..60)) {
-        let mut h = Harness::new();
-        let mut members: BTreeMap<String, Vec<String>> = BTreeMap::from([("g".to_owned(), vec![])]);
-        let mut finals = BTreeMap::new();
-        for event in events {
-            let actions = match event {
-                Event::Create(plan) => {
-                    let actions = h.engine.handle_create_job(create_spec(&plan), &members, h.now).unwrap_or_default();
-                    persist(&mut h, actions)
-                }
-                Event::Device { thing, suffix, payload } => h.device(THINGS[thing], &suffix, &payload),
-                Event::Garbage { thing, suffix, payload } => {
-                    {
- let actions = h.engine.handle_device_request(THINGS[thing], &suffix, &payload, h.now);
- persist(&mut h, actions)
- }
-                }
-                Event::Advance { ms } => {
-                    let until = h.now + ms;
-                    while let Some(at) = h.engine.poll_timeout().filter(|at| *at <= until) {
-                        h.now = h.now.max(at);
-                        let actions = h.engine.handle_timeout(h.now);
-                        h.store.apply(&actions);
-                        check(&h, &actions, &mut finals);
-                    }
-                    h.now = until;
-                    Vec::new()
-                }
-                Event::Join { thing } => {
-                    let list = members.entry("g".into()).or_default();
-                    if !list.iter().any(|t| t == THINGS[thing]) {
-                        list.push(THINGS[thing].to_owned());
-                    }
-                    {
- let actions = h.engine.handle_thing_added_to_group(THINGS[thing], "g", h.now);
- persist(&mut h, actions)
- }
-                }
-                Event::Leave { thing } => {
-                    members.entry("g".into()).or_default().retain(|t| t != THINGS[thing]);
-                    {
- let actions = h.engine.handle_thing_removed_from_group(THINGS[thing], "g", &members, h.now);
- persist(&mut h, actions)
- }
-                }
-                Event::Cancel { job, force } => {
-                    {
- let actions = h.engine.handle_cancel_job(JOBS[job], force, None, None, h.now).unwrap_or_default();
- persist(&mut h, actions)
- }
-                }
-                Event::Delete { job, force } => {
-                    let actions = h.engine.handle_delete_job(JOBS[job], force, h.now).unwrap_or_default();
-                    h.store.apply(&actions);
-                    finals.retain(|(j, _, _), _| j != JOBS[job] || h.engine.job(JOBS[job]).is_some());
-                    actions
-                }
-                Event::CancelExecution { job, thing, force } => {
-                    {
- let actions = h.engine.handle_cancel_job_execution(JOBS[job], THINGS[thing], force, None, None, h.now).unwrap_or_default();
- persist(&mut h, actions)
- }
-                }
-                Event::DeleteExecution { job, thing, force } => {
-                    let actions = h.engine.handle_delete_job_execution(JOBS[job], THINGS[thing], 1, force, h.now).unwrap_or_default();
-                    h.store.apply(&actions);
-                    if actions.iter().any(|a| matches!(a, Action::DeleteExecution { .. })) {
-                        finals.retain(|(j, t, _), _| j != JOBS[job] || t != THINGS[thing]);
-                    }
-                    actions
-                }
-                Event::Restart => {
-                    h.restart();
-                    Vec::new()
-                }
-            };
-            check(&h, &actions, &mut finals);
-        }
+        run(events);
     }
 }
