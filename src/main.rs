@@ -1,2 +1,114 @@
-//! otastream: self-hosted, AWS-IoT-compatible firmware OTA service.
-fn main() {}
+//! `otastream`: the command line. Parses arguments and calls into [`otastream::server`]; no logic.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use otastream::server::{self, ServerConfig};
+use otastream_store::pki::DevPki;
+
+/// Self-hosted, AWS-IoT-compatible firmware OTA service.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the control plane and the device gateway until Ctrl-C or SIGTERM.
+    Serve {
+        /// Data directory (metadata, objects, dev PKI).
+        #[arg(long, default_value = "./otastream-data")]
+        data_dir: PathBuf,
+        /// HTTP control plane and /metrics (port 0: pick one).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: SocketAddr,
+        /// Plain MQTT; the client id is the thing name (port 0: pick one).
+        #[arg(long, default_value = "127.0.0.1:1883")]
+        mqtt: SocketAddr,
+        /// MQTT over TLS with client certificates; the CN is the thing name (port 0: pick one).
+        #[arg(long, default_value = "127.0.0.1:8883")]
+        mqtts: SocketAddr,
+    },
+    /// Write a device certificate and key signed by the data directory's dev CA.
+    DevCert {
+        /// Data directory whose CA signs the certificate.
+        #[arg(long, default_value = "./otastream-data")]
+        data_dir: PathBuf,
+        /// Thing name (the certificate CN).
+        #[arg(long)]
+        thing: String,
+        /// Directory for NAME.cert.pem and NAME.key.pem.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,otastream=info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve {
+            data_dir,
+            http,
+            mqtt,
+            mqtts,
+        } => {
+            let cfg = ServerConfig {
+                http,
+                mqtt,
+                mqtts,
+                ..ServerConfig::new(data_dir)
+            };
+            let running = server::start(cfg).await?;
+            println!("{}", running.ready_line());
+            shutdown_signal().await?;
+            running.shutdown().await;
+            Ok(())
+        }
+        Command::DevCert {
+            data_dir,
+            thing,
+            out,
+        } => {
+            let pki = DevPki::load_or_create(&data_dir.join(otastream_store::PKI_DIR))
+                .context("loading the dev PKI")?;
+            let (cert, key) = pki
+                .issue_device_cert(&thing)
+                .context("issuing the device certificate")?;
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            let cert_path = out.join(format!("{thing}.cert.pem"));
+            let key_path = out.join(format!("{thing}.key.pem"));
+            std::fs::write(&cert_path, cert)
+                .with_context(|| format!("writing {}", cert_path.display()))?;
+            std::fs::write(&key_path, key)
+                .with_context(|| format!("writing {}", key_path.display()))?;
+            println!("{} {}", cert_path.display(), key_path.display());
+            Ok(())
+        }
+    }
+}
+
+/// Completes on Ctrl-C or, on Unix, SIGTERM.
+async fn shutdown_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}

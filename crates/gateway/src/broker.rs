@@ -29,7 +29,11 @@ pub struct BrokerConfig {
 
 impl Default for BrokerConfig {
     fn default() -> Self {
-        Self { max_links: 100_000, segment_size: 1 << 20, segment_count: 2 }
+        Self {
+            max_links: 100_000,
+            segment_size: 1 << 20,
+            segment_count: 2,
+        }
     }
 }
 
@@ -65,7 +69,10 @@ impl EmbeddedBroker {
         config.router.max_outgoing_packet_count = 200;
         config.router.max_segment_size = cfg.segment_size.max(1024);
         config.router.max_segment_count = cfg.segment_count.max(2);
-        Self { broker: Arc::new(Broker::new(config)), next_link: Arc::new(AtomicU64::new(0)) }
+        Self {
+            broker: Arc::new(Broker::new(config)),
+            next_link: Arc::new(AtomicU64::new(0)),
+        }
     }
 
     /// Opens a local link for the session of `thing`. The handshake with the router is blocking,
@@ -74,9 +81,10 @@ impl EmbeddedBroker {
         let n = self.next_link.fetch_add(1, Ordering::Relaxed);
         let client_id = format!("otastream-gw-{n}-{thing}");
         let broker = Arc::clone(&self.broker);
-        let (tx, rx) = tokio::task::spawn_blocking(move || broker.link(&client_id).map_err(BrokerError::from))
-            .await
-            .map_err(|e| BrokerError::Setup(e.to_string()))??;
+        let (tx, rx) =
+            tokio::task::spawn_blocking(move || broker.link(&client_id).map_err(BrokerError::from))
+                .await
+                .map_err(|e| BrokerError::Setup(e.to_string()))??;
         Ok(BrokerLink { tx, rx })
     }
 }
@@ -127,7 +135,12 @@ impl BrokerLink {
 
     /// Tells the router this link is gone, so it frees the link's state.
     pub async fn close(mut self) {
-        let bye = Packet::Disconnect(Disconnect { reason_code: DisconnectReasonCode::NormalDisconnection }, None);
+        let bye = Packet::Disconnect(
+            Disconnect {
+                reason_code: DisconnectReasonCode::NormalDisconnection,
+            },
+            None,
+        );
         if let Err(e) = self.tx.send(bye).await {
             tracing::debug!(error = %e, "broker link already gone");
         }

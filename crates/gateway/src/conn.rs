@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
-use rumqttc::mqttbytes::v4::{ConnAck, Packet};
 use rumqttc::mqttbytes::Error as MqttError;
+use rumqttc::mqttbytes::v4::{ConnAck, Packet};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
@@ -85,15 +85,21 @@ impl End {
                 | Self::NoConnect
                 | Self::WriteStalled
                 | Self::Session(
-                    CloseReason::KeepAliveExpired | CloseReason::ProtocolViolation(_) | CloseReason::PolicyViolation(_)
+                    CloseReason::KeepAliveExpired
+                        | CloseReason::ProtocolViolation(_)
+                        | CloseReason::PolicyViolation(_)
                 )
         )
     }
 }
 
 /// Runs one connection to completion. `listener` names the port for metrics.
-pub(crate) async fn run<S>(shared: Arc<Shared>, stream: S, identity: Identity, listener: &'static str)
-where
+pub(crate) async fn run<S>(
+    shared: Arc<Shared>,
+    stream: S,
+    identity: Identity,
+    listener: &'static str,
+) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (reader, writer) = tokio::io::split(stream);
@@ -111,7 +117,9 @@ where
     };
     let end = conn.serve(identity, listener).await;
     match &end {
-        End::Session(CloseReason::ClientDisconnect) | End::Eof => tracing::debug!("connection ended: {end}"),
+        End::Session(CloseReason::ClientDisconnect) | End::Eof => {
+            tracing::debug!("connection ended: {end}")
+        }
         _ => tracing::info!("connection ended: {end}"),
     }
     if end.is_misbehaviour() {
@@ -163,7 +171,10 @@ impl<R: AsyncRead + Unpin> Connection<R> {
             Ok(thing) => thing,
             Err(code) => {
                 // Best effort: the connection is closed right after either way.
-                let _ = self.pending.push_packet(&Packet::ConnAck(ConnAck::new(code, false)), &mut self.scratch);
+                let _ = self.pending.push_packet(
+                    &Packet::ConnAck(ConnAck::new(code, false)),
+                    &mut self.scratch,
+                );
                 let _ = self.flush().await;
                 return End::Refused;
             }
@@ -182,13 +193,17 @@ impl<R: AsyncRead + Unpin> Connection<R> {
         } else {
             self.link = link;
         }
-        let mut session = Session::accept(thing, &connect, state, Instant::now(), &mut self.actions);
+        let mut session =
+            Session::accept(thing, &connect, state, Instant::now(), &mut self.actions);
         self.shared.metrics.connection_opened(listener);
         let end = self.session_loop(&mut session, &mut control).await;
         self.shared.metrics.connection_closed();
 
         let thing = session.thing().to_owned();
-        let kept = session.into_state().map(|state| StoredSession { state, link: self.link.take() });
+        let kept = session.into_state().map(|state| StoredSession {
+            state,
+            link: self.link.take(),
+        });
         if let Some(orphan) = self.shared.registry.detach(&thing, id, kept) {
             self.link = orphan.link;
         }
@@ -198,14 +213,20 @@ impl<R: AsyncRead + Unpin> Connection<R> {
         end
     }
 
-    async fn session_loop(&mut self, session: &mut Session, control: &mut mpsc::Receiver<Control>) -> End {
+    async fn session_loop(
+        &mut self,
+        session: &mut Session,
+        control: &mut mpsc::Receiver<Control>,
+    ) -> End {
         loop {
             if let Err(end) = self.apply(session).await {
                 return end;
             }
             loop {
                 match self.parse_packet() {
-                    Ok(Some(packet)) => session.handle_packet(packet, Instant::now(), &mut self.actions),
+                    Ok(Some(packet)) => {
+                        session.handle_packet(packet, Instant::now(), &mut self.actions)
+                    }
                     Ok(None) => break,
                     Err(end) => return end,
                 }
@@ -246,16 +267,27 @@ impl<R: AsyncRead + Unpin> Connection<R> {
         for action in actions.drain(..) {
             match action {
                 Action::Send(packet) => {
-                    self.pending.push_packet(&packet, &mut self.scratch).map_err(End::Malformed)?;
+                    self.pending
+                        .push_packet(&packet, &mut self.scratch)
+                        .map_err(End::Malformed)?;
                 }
                 Action::Reserved(publish) => {
-                    let claimed = self.shared.reserved.dispatch(session.thing(), &publish, &mut self.scratch, &mut self.pending);
+                    let claimed = self.shared.reserved.dispatch(
+                        session.thing(),
+                        &publish,
+                        &mut self.scratch,
+                        &mut self.pending,
+                    );
                     if !claimed {
                         tracing::debug!(topic = %publish.topic, "reserved topic not handled (no handler claims it)");
                     }
                 }
-                Action::BrokerPublish { topic, payload } => self.link(session.thing()).await?.publish(topic, payload)?,
-                Action::BrokerSubscribe(filter) => self.link(session.thing()).await?.subscribe(&filter)?,
+                Action::BrokerPublish { topic, payload } => {
+                    self.link(session.thing()).await?.publish(topic, payload)?
+                }
+                Action::BrokerSubscribe(filter) => {
+                    self.link(session.thing()).await?.subscribe(&filter)?
+                }
                 Action::BrokerUnsubscribe(filter) => {
                     if let Some(link) = &mut self.link {
                         link.unsubscribe(&filter)?;
@@ -289,7 +321,9 @@ impl<R: AsyncRead + Unpin> Connection<R> {
             return Ok(());
         }
         let batch = std::mem::take(&mut self.pending);
-        match tokio::time::timeout(self.shared.cfg.write_stall_timeout, self.out_tx.send(batch)).await {
+        match tokio::time::timeout(self.shared.cfg.write_stall_timeout, self.out_tx.send(batch))
+            .await
+        {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(End::Io(std::io::ErrorKind::BrokenPipe.into())),
             Err(_) => Err(End::WriteStalled),
@@ -319,7 +353,9 @@ impl<R: AsyncRead + Unpin> Connection<R> {
     }
 }
 
-async fn next_broker_message(link: &mut Option<BrokerLink>) -> Result<(String, bytes::Bytes), BrokerError> {
+async fn next_broker_message(
+    link: &mut Option<BrokerLink>,
+) -> Result<(String, bytes::Bytes), BrokerError> {
     match link {
         Some(link) => link.next().await,
         None => std::future::pending().await,

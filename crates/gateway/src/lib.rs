@@ -35,6 +35,7 @@ pub mod policy;
 pub mod registry;
 pub mod reserved;
 pub mod session;
+pub mod store_source;
 pub mod streams;
 pub mod tls;
 pub mod wire;

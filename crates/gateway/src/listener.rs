@@ -47,7 +47,9 @@ impl Gateway {
             registry: Registry::default(),
             next_connection: AtomicU64::new(0),
         };
-        Self { shared: Arc::new(shared) }
+        Self {
+            shared: Arc::new(shared),
+        }
     }
 
     /// The gateway's metrics.
@@ -63,7 +65,9 @@ impl Gateway {
     /// Delivers `payload` on `topic` (one of `thing`'s own reserved topics, e.g. a jobs
     /// `notify-next`) to `thing` if it is connected and subscribed. False if not connected.
     pub fn notify(&self, thing: &str, topic: String, payload: Bytes) -> bool {
-        self.shared.registry.send(thing, Control::Notify { topic, payload })
+        self.shared
+            .registry
+            .send(thing, Control::Notify { topic, payload })
     }
 
     /// Serves plain MQTT on `listener` (the client id is the thing name) until `shutdown`
@@ -77,7 +81,12 @@ impl Gateway {
 
     /// Serves MQTT over TLS on `listener` with `tls` (which must require client certificates);
     /// the thing name is the client certificate's CN.
-    pub async fn serve_tls(&self, listener: TcpListener, tls: Arc<ServerConfig>, shutdown: impl Future<Output = ()>) {
+    pub async fn serve_tls(
+        &self,
+        listener: TcpListener,
+        tls: Arc<ServerConfig>,
+        shutdown: impl Future<Output = ()>,
+    ) {
         let acceptor = TlsAcceptor::from(tls);
         self.accept_loop(listener, shutdown, move |shared, stream| {
             let acceptor = acceptor.clone();
@@ -88,9 +97,16 @@ impl Gateway {
                     Ok(Err(e)) => return tracing::info!(error = %e, "TLS handshake failed"),
                     Err(_) => return tracing::info!("TLS handshake timed out"),
                 };
-                let cn = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|c| thing_from_certificate(c));
+                let cn = stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .and_then(|c| thing_from_certificate(c));
                 match cn {
-                    Some(thing) => conn::run(shared, stream, Identity::Certificate(thing), "mqtts").await,
+                    Some(thing) => {
+                        conn::run(shared, stream, Identity::Certificate(thing), "mqtts").await
+                    }
                     None => tracing::info!("client certificate has no CN"),
                 }
             }
@@ -98,8 +114,12 @@ impl Gateway {
         .await;
     }
 
-    async fn accept_loop<F, Fut>(&self, listener: TcpListener, shutdown: impl Future<Output = ()>, handle: F)
-    where
+    async fn accept_loop<F, Fut>(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+        handle: F,
+    ) where
         F: Fn(Arc<Shared>, TcpStream) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
     {

@@ -55,12 +55,36 @@ impl Metrics {
             disconnects_on_error: Counter::default(),
             registry: Registry::default(),
         };
-        registry.register("connections", "MQTT connections accepted (CONNACK sent)", m.connections.clone());
-        registry.register("connections_open", "MQTT connections open now", m.connections_open.clone());
-        registry.register("stream_requests", "GetStream and DescribeStream requests handled", m.stream_requests.clone());
-        registry.register("blocks_served", "Data messages (blocks) sent", m.blocks_served.clone());
-        registry.register("bytes_served", "Block payload bytes sent", m.bytes_served.clone());
-        registry.register("stream_rejects", "Streams requests rejected, by AWS error code", m.rejects.clone());
+        registry.register(
+            "connections",
+            "MQTT connections accepted (CONNACK sent)",
+            m.connections.clone(),
+        );
+        registry.register(
+            "connections_open",
+            "MQTT connections open now",
+            m.connections_open.clone(),
+        );
+        registry.register(
+            "stream_requests",
+            "GetStream and DescribeStream requests handled",
+            m.stream_requests.clone(),
+        );
+        registry.register(
+            "blocks_served",
+            "Data messages (blocks) sent",
+            m.blocks_served.clone(),
+        );
+        registry.register(
+            "bytes_served",
+            "Block payload bytes sent",
+            m.bytes_served.clone(),
+        );
+        registry.register(
+            "stream_rejects",
+            "Streams requests rejected, by AWS error code",
+            m.rejects.clone(),
+        );
         registry.register(
             "protocol_disconnects",
             "Connections closed for malformed packets, policy violations or keep-alive expiry",
@@ -71,7 +95,9 @@ impl Metrics {
 
     /// A connection was accepted on `listener` ("mqtt" or "mqtts").
     pub fn connection_opened(&self, listener: &'static str) {
-        self.connections.get_or_create(&ListenerLabel { listener }).inc();
+        self.connections
+            .get_or_create(&ListenerLabel { listener })
+            .inc();
         self.connections_open.inc();
     }
 
@@ -94,7 +120,11 @@ impl Metrics {
                 self.bytes_served.inc_by(bytes);
             }
             Outcome::Rejected(code) => {
-                self.rejects.get_or_create(&CodeLabel { code: code.as_str() }).inc();
+                self.rejects
+                    .get_or_create(&CodeLabel {
+                        code: code.as_str(),
+                    })
+                    .inc();
             }
             Outcome::Described | Outcome::Unanswerable => {}
         }
@@ -123,7 +153,10 @@ mod tests {
     fn render_shows_counters_by_label() {
         let m = Metrics::new();
         m.connection_opened("mqtt");
-        m.record(Outcome::Served { blocks: 3, bytes: 9000 });
+        m.record(Outcome::Served {
+            blocks: 3,
+            bytes: 9000,
+        });
         m.record(Outcome::Rejected(RejectCode::VersionMismatch));
         let text = m.render();
         for line in [
@@ -134,7 +167,10 @@ mod tests {
             "otastream_gateway_bytes_served_total 9000",
             "otastream_gateway_stream_rejects_total{code=\"VersionMismatch\"} 1",
         ] {
-            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
         }
         assert_eq!(m.blocks_served(), 3);
     }

@@ -110,7 +110,11 @@ mod tests {
             "$SYS/broker/load",
             "$aws/rules/r1",
         ] {
-            assert_eq!(classify_filter("dev1", name), Err(PolicyError::Forbidden), "{name}");
+            assert_eq!(
+                classify_filter("dev1", name),
+                Err(PolicyError::Forbidden),
+                "{name}"
+            );
         }
         assert_eq!(
             classify_topic("dev1", "$aws/things/dev2/jobs/get"),
@@ -122,8 +126,14 @@ mod tests {
     fn ordinary_topics_go_to_the_broker_and_wildcards_are_checked() {
         assert_eq!(classify_topic("dev1", "fleet/a/b"), Ok(Route::Broker));
         assert_eq!(classify_filter("dev1", "#"), Ok(Route::Broker));
-        assert_eq!(classify_topic("dev1", "fleet/+"), Err(PolicyError::Malformed));
-        assert_eq!(classify_filter("dev1", "fleet/#/x"), Err(PolicyError::Malformed));
+        assert_eq!(
+            classify_topic("dev1", "fleet/+"),
+            Err(PolicyError::Malformed)
+        );
+        assert_eq!(
+            classify_filter("dev1", "fleet/#/x"),
+            Err(PolicyError::Malformed)
+        );
     }
 
     #[test]

@@ -57,14 +57,27 @@ impl Registry {
     fn maps(&self) -> std::sync::MutexGuard<'_, Maps> {
         // A panic while holding this lock cannot leave the maps half-updated (single inserts and
         // removes), so a poisoned lock is still safe to use.
-        self.maps.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.maps
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Registers connection `connection` as the live session of `thing`, telling any previous
     /// connection to close, and takes the stored persistent session of `thing`, if any.
-    pub fn attach(&self, thing: &str, connection: u64, control: mpsc::Sender<Control>) -> Option<StoredSession> {
+    pub fn attach(
+        &self,
+        thing: &str,
+        connection: u64,
+        control: mpsc::Sender<Control>,
+    ) -> Option<StoredSession> {
         let mut maps = self.maps();
-        if let Some(old) = maps.live.insert(thing.to_owned(), Live { connection, control }) {
+        if let Some(old) = maps.live.insert(
+            thing.to_owned(),
+            Live {
+                connection,
+                control,
+            },
+        ) {
             // The old task may already be gone; then there is nothing to close.
             let _ = old.control.try_send(Control::TakenOver);
         }
@@ -74,7 +87,12 @@ impl Registry {
     /// Unregisters connection `connection` of `thing` and keeps `stored` for a later reconnect.
     /// If a newer connection took the thing over meanwhile, `stored` is handed back instead (the
     /// newer session owns the thing now) so the caller can release its broker link.
-    pub fn detach(&self, thing: &str, connection: u64, stored: Option<StoredSession>) -> Option<StoredSession> {
+    pub fn detach(
+        &self,
+        thing: &str,
+        connection: u64,
+        stored: Option<StoredSession>,
+    ) -> Option<StoredSession> {
         let mut maps = self.maps();
         match maps.live.get(thing) {
             Some(l) if l.connection != connection => return stored,
@@ -92,7 +110,10 @@ impl Registry {
     /// Sends `control` to the live connection of `thing`; false if it is not connected or its
     /// control queue is full.
     pub fn send(&self, thing: &str, control: Control) -> bool {
-        self.maps().live.get(thing).is_some_and(|l| l.control.try_send(control).is_ok())
+        self.maps()
+            .live
+            .get(thing)
+            .is_some_and(|l| l.control.try_send(control).is_ok())
     }
 
     /// Number of connected things.

@@ -19,7 +19,13 @@ pub trait ReservedTopicHandler: Send + Sync {
     /// appends the complete reply frames for the requester to `out` and returns true; otherwise
     /// returns false and leaves `out` alone. Replies go to the requester whether or not it
     /// subscribed to the reply topic, as AWS does.
-    fn handle(&self, thing: &str, publish: &Publish, scratch: &mut BytesMut, out: &mut Outbound) -> bool;
+    fn handle(
+        &self,
+        thing: &str,
+        publish: &Publish,
+        scratch: &mut BytesMut,
+        out: &mut Outbound,
+    ) -> bool;
 }
 
 /// The streams service as a reserved-topic handler: claims `$aws/things/<T>/streams/...`.
@@ -36,14 +42,30 @@ impl StreamsHandler {
 }
 
 impl ReservedTopicHandler for StreamsHandler {
-    fn handle(&self, thing: &str, publish: &Publish, scratch: &mut BytesMut, out: &mut Outbound) -> bool {
-        let Some(rest) = publish.topic.strip_prefix("$aws/things/").and_then(|r| r.strip_prefix(thing)) else {
+    fn handle(
+        &self,
+        thing: &str,
+        publish: &Publish,
+        scratch: &mut BytesMut,
+        out: &mut Outbound,
+    ) -> bool {
+        let Some(rest) = publish
+            .topic
+            .strip_prefix("$aws/things/")
+            .and_then(|r| r.strip_prefix(thing))
+        else {
             return false;
         };
         if !rest.starts_with("/streams/") {
             return false;
         }
-        let outcome = streams::handle_stream_request(&publish.topic, &publish.payload, &*self.source, scratch, out);
+        let outcome = streams::handle_stream_request(
+            &publish.topic,
+            &publish.payload,
+            &*self.source,
+            scratch,
+            out,
+        );
         self.metrics.record(outcome);
         true
     }
@@ -68,7 +90,15 @@ impl ReservedTopics {
     }
 
     /// Offers `publish` to each handler in turn; false if none claimed it.
-    pub fn dispatch(&self, thing: &str, publish: &Publish, scratch: &mut BytesMut, out: &mut Outbound) -> bool {
-        self.handlers.iter().any(|h| h.handle(thing, publish, scratch, out))
+    pub fn dispatch(
+        &self,
+        thing: &str,
+        publish: &Publish,
+        scratch: &mut BytesMut,
+        out: &mut Outbound,
+    ) -> bool {
+        self.handlers
+            .iter()
+            .any(|h| h.handle(thing, publish, scratch, out))
     }
 }

@@ -101,7 +101,10 @@ impl SessionState {
 }
 
 /// Finds the thing name a CONNECT authenticates as, or the CONNACK code that refuses it.
-pub fn thing_for_connect(connect: &Connect, identity: &Identity) -> Result<String, ConnectReturnCode> {
+pub fn thing_for_connect(
+    connect: &Connect,
+    identity: &Identity,
+) -> Result<String, ConnectReturnCode> {
     if connect.protocol != Protocol::V4 {
         return Err(ConnectReturnCode::RefusedProtocolVersion);
     }
@@ -148,7 +151,8 @@ impl Session {
         let resumed = if connect.clean_session { None } else { stored };
         let session_present = resumed.is_some();
         let state = resumed.unwrap_or_default();
-        let keep_alive = (connect.keep_alive > 0).then(|| Duration::from_secs(connect.keep_alive.into()));
+        let keep_alive =
+            (connect.keep_alive > 0).then(|| Duration::from_secs(connect.keep_alive.into()));
         out.push(Action::Send(Packet::ConnAck(ConnAck::new(
             ConnectReturnCode::Success,
             session_present,
@@ -203,22 +207,33 @@ impl Session {
                     .into_iter()
                     .map(|f| self.subscribe(f.path, f.qos, out))
                     .collect();
-                out.push(Action::Send(Packet::SubAck(SubAck::new(subscribe.pkid, return_codes))));
+                out.push(Action::Send(Packet::SubAck(SubAck::new(
+                    subscribe.pkid,
+                    return_codes,
+                ))));
             }
             Packet::Unsubscribe(unsubscribe) => {
                 for filter in unsubscribe.topics {
                     self.unsubscribe(&filter, out);
                 }
-                out.push(Action::Send(Packet::UnsubAck(UnsubAck::new(unsubscribe.pkid))));
+                out.push(Action::Send(Packet::UnsubAck(UnsubAck::new(
+                    unsubscribe.pkid,
+                ))));
             }
             Packet::PingReq => out.push(Action::Send(Packet::PingResp)),
             Packet::Disconnect => self.close(CloseReason::ClientDisconnect, out),
             Packet::Connect(_) => self.close(CloseReason::ProtocolViolation("second CONNECT"), out),
             Packet::PubRec(_) | Packet::PubRel(_) | Packet::PubComp(_) => {
-                self.close(CloseReason::ProtocolViolation("QoS 2 is not supported"), out);
+                self.close(
+                    CloseReason::ProtocolViolation("QoS 2 is not supported"),
+                    out,
+                );
             }
             Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
-                self.close(CloseReason::ProtocolViolation("server-only packet from client"), out);
+                self.close(
+                    CloseReason::ProtocolViolation("server-only packet from client"),
+                    out,
+                );
             }
         }
     }
@@ -237,7 +252,10 @@ impl Session {
             QoS::AtMostOnce => {}
             QoS::AtLeastOnce => out.push(Action::Send(Packet::PubAck(PubAck::new(publish.pkid)))),
             QoS::ExactlyOnce => {
-                return self.close(CloseReason::ProtocolViolation("QoS 2 is not supported"), out);
+                return self.close(
+                    CloseReason::ProtocolViolation("QoS 2 is not supported"),
+                    out,
+                );
             }
         }
         match route {
@@ -249,12 +267,21 @@ impl Session {
         }
     }
 
-    fn subscribe(&mut self, filter: String, qos: QoS, out: &mut Vec<Action>) -> SubscribeReasonCode {
+    fn subscribe(
+        &mut self,
+        filter: String,
+        qos: QoS,
+        out: &mut Vec<Action>,
+    ) -> SubscribeReasonCode {
         let Ok(route) = policy::classify_filter(&self.thing, &filter) else {
             return SubscribeReasonCode::Failure;
         };
         // AWS IoT grants at most QoS 1.
-        let qos = if qos == QoS::AtMostOnce { qos } else { QoS::AtLeastOnce };
+        let qos = if qos == QoS::AtMostOnce {
+            qos
+        } else {
+            QoS::AtLeastOnce
+        };
         let subs = &mut self.state.subscriptions;
         match subs.iter_mut().find(|s| s.filter == filter) {
             Some(existing) => existing.qos = qos,
@@ -295,7 +322,12 @@ impl Session {
 
     /// Delivers an in-process message on one of this thing's reserved topics (for example a jobs
     /// `notify-next`) if the device subscribed to it. Returns whether it was delivered.
-    pub fn handle_reserved_notification(&mut self, topic: &str, payload: Bytes, out: &mut Vec<Action>) -> bool {
+    pub fn handle_reserved_notification(
+        &mut self,
+        topic: &str,
+        payload: Bytes,
+        out: &mut Vec<Action>,
+    ) -> bool {
         let qos = self
             .state
             .subscriptions

@@ -90,7 +90,15 @@ pub fn handle_stream_request(
 ) -> Outcome {
     let t = match topic::parse_stream_topic(topic) {
         Ok(t) if t.op.is_request() => t,
-        Ok(t) => return reject(&t, Reject::new(RejectCode::InvalidTopic, "not a request topic"), None, scratch, out),
+        Ok(t) => {
+            return reject(
+                &t,
+                Reject::new(RejectCode::InvalidTopic, "not a request topic"),
+                None,
+                scratch,
+                out,
+            );
+        }
         Err(e) => return reject_bad_topic(topic, e, scratch, out),
     };
     let result = match t.op {
@@ -98,8 +106,12 @@ pub fn handle_stream_request(
             let answer = serve_get(&t, &req, source, scratch, out);
             (answer, req.client_token)
         }),
-        _ => request::decode_describe(t.format, payload)
-            .map(|req| (describe(&t, req.client_token, source, scratch, out), req.client_token)),
+        _ => request::decode_describe(t.format, payload).map(|req| {
+            (
+                describe(&t, req.client_token, source, scratch, out),
+                req.client_token,
+            )
+        }),
     };
     match result {
         Ok((Ok(outcome), _)) => outcome,
@@ -117,14 +129,25 @@ fn serve_get(
 ) -> Result<Outcome, Reject> {
     let lookup = source.file(t.stream, req.file_id.get()).map_err(internal)?;
     let (version, data) = match lookup {
-        FileLookup::StreamNotFound => return Err(Reject::new(RejectCode::ResourceNotFound, "stream not found")),
+        FileLookup::StreamNotFound => {
+            return Err(Reject::new(
+                RejectCode::ResourceNotFound,
+                "stream not found",
+            ));
+        }
         FileLookup::FileNotFound { version } => (version, None),
         FileLookup::Found { version, data } => (version, Some(data)),
     };
     if req.stream_version.is_some_and(|s| s != version) {
-        return Err(Reject::new(RejectCode::VersionMismatch, "stream version does not match"));
+        return Err(Reject::new(
+            RejectCode::VersionMismatch,
+            "stream version does not match",
+        ));
     }
-    let data = data.ok_or(Reject::new(RejectCode::ResourceNotFound, "file not found in stream"))?;
+    let data = data.ok_or(Reject::new(
+        RejectCode::ResourceNotFound,
+        "file not found in stream",
+    ))?;
     let layout = FileLayout::new(data.len() as u64, req.block_size);
     let blocks = select::select_blocks(req, &layout)?;
 
@@ -137,7 +160,13 @@ fn serve_get(
             let mut header = [0u8; MAX_DATA_HEADER];
             for i in blocks {
                 let payload = data.slice(layout.block_range(i));
-                let n = response::encode_data_header(req.client_token, req.file_id.get(), i, payload.len() as u32, &mut header);
+                let n = response::encode_data_header(
+                    req.client_token,
+                    req.file_id.get(),
+                    i,
+                    payload.len() as u32,
+                    &mut header,
+                );
                 put_publish_header(&reply, n + payload.len(), scratch);
                 scratch.extend_from_slice(&header[..n]);
                 out.push(scratch.split().freeze());
@@ -150,13 +179,23 @@ fn serve_get(
             for i in blocks {
                 let payload = &data[layout.block_range(i)];
                 body.clear();
-                response::encode_data(Format::Json, req.client_token, req.file_id.get(), i, payload, &mut body);
+                response::encode_data(
+                    Format::Json,
+                    req.client_token,
+                    req.file_id.get(),
+                    i,
+                    payload,
+                    &mut body,
+                );
                 push_publish(&reply, &body, scratch, out);
                 (count, bytes) = (count + 1, bytes + payload.len() as u64);
             }
         }
     }
-    Ok(Outcome::Served { blocks: count, bytes })
+    Ok(Outcome::Served {
+        blocks: count,
+        bytes,
+    })
 }
 
 fn describe(
@@ -169,10 +208,25 @@ fn describe(
     let d = source
         .describe(t.stream)
         .map_err(internal)?
-        .ok_or(Reject::new(RejectCode::ResourceNotFound, "stream not found"))?;
+        .ok_or(Reject::new(
+            RejectCode::ResourceNotFound,
+            "stream not found",
+        ))?;
     let mut body = Vec::new();
-    response::encode_description(t.format, client_token, d.version, &d.description, &d.files, &mut body);
-    push_publish(&topic_string(&t.reply(StreamOp::Description)), &body, scratch, out);
+    response::encode_description(
+        t.format,
+        client_token,
+        d.version,
+        &d.description,
+        &d.files,
+        &mut body,
+    );
+    push_publish(
+        &topic_string(&t.reply(StreamOp::Description)),
+        &body,
+        scratch,
+        out,
+    );
     Ok(Outcome::Described)
 }
 
@@ -191,25 +245,49 @@ fn reject(
 ) -> Outcome {
     let mut body = Vec::new();
     response::encode_rejection(t.format, rej.code, rej.message, client_token, &mut body);
-    push_publish(&topic_string(&t.reply(StreamOp::Rejected)), &body, scratch, out);
+    push_publish(
+        &topic_string(&t.reply(StreamOp::Rejected)),
+        &body,
+        scratch,
+        out,
+    );
     Outcome::Rejected(rej.code)
 }
 
 /// A request topic the chunker cannot parse still gets `InvalidTopic` when the stream and format
 /// levels are recognisable: `$aws/things/<T>/streams/<S>/<op>/<fmt>` with an odd `<S>` or `<op>`.
-fn reject_bad_topic(topic: &str, err: TopicError, scratch: &mut BytesMut, out: &mut Outbound) -> Outcome {
+fn reject_bad_topic(
+    topic: &str,
+    err: TopicError,
+    scratch: &mut BytesMut,
+    out: &mut Outbound,
+) -> Outcome {
     let levels: Vec<&str> = topic.split('/').collect();
     let format = match levels.as_slice() {
         ["$aws", "things", _, "streams", _, _, "cbor"] => Format::Cbor,
         ["$aws", "things", _, "streams", _, _, "json"] => Format::Json,
         _ => return Outcome::Unanswerable,
     };
-    if !matches!(err, TopicError::InvalidStreamId | TopicError::UnknownOperation) {
+    if !matches!(
+        err,
+        TopicError::InvalidStreamId | TopicError::UnknownOperation
+    ) {
         return Outcome::Unanswerable;
     }
-    let reply = format!("$aws/things/{}/streams/{}/rejected/{}", levels[2], levels[4], format.as_str());
+    let reply = format!(
+        "$aws/things/{}/streams/{}/rejected/{}",
+        levels[2],
+        levels[4],
+        format.as_str()
+    );
     let mut body = Vec::new();
-    response::encode_rejection(format, RejectCode::InvalidTopic, "invalid streams topic", None, &mut body);
+    response::encode_rejection(
+        format,
+        RejectCode::InvalidTopic,
+        "invalid streams topic",
+        None,
+        &mut body,
+    );
     push_publish(&reply, &body, scratch, out);
     Outcome::Rejected(RejectCode::InvalidTopic)
 }

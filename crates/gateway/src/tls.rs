@@ -25,14 +25,21 @@ pub enum TlsSetupError {
 /// Builds the server configuration: `server_cert_pem`/`server_key_pem` as the server identity, and
 /// every certificate in `ca_pem` as a trust anchor for the mandatory client certificates. No ALPN
 /// list is set, so clients offering `x-amzn-mqtt-ca` (AWS's port-443 id) or nothing are all accepted.
-pub fn server_config(ca_pem: &str, server_cert_pem: &str, server_key_pem: &str) -> Result<Arc<ServerConfig>, TlsSetupError> {
+pub fn server_config(
+    ca_pem: &str,
+    server_cert_pem: &str,
+    server_key_pem: &str,
+) -> Result<Arc<ServerConfig>, TlsSetupError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = RootCertStore::empty();
     for ca in certificates(ca_pem)? {
         roots.add(ca)?;
     }
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider)).build()?;
-    let key = PrivateKeyDer::from_pem_slice(server_key_pem.as_bytes()).map_err(|e| TlsSetupError::Pem(format!("server key: {e}")))?;
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
+            .build()?;
+    let key = PrivateKeyDer::from_pem_slice(server_key_pem.as_bytes())
+        .map_err(|e| TlsSetupError::Pem(format!("server key: {e}")))?;
     let config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)

@@ -68,7 +68,11 @@ impl Outbound {
     }
 
     /// Appends an MQTT packet encoded with `rumqttc::mqttbytes`.
-    pub fn push_packet(&mut self, packet: &Packet, scratch: &mut BytesMut) -> Result<(), rumqttc::mqttbytes::Error> {
+    pub fn push_packet(
+        &mut self,
+        packet: &Packet,
+        scratch: &mut BytesMut,
+    ) -> Result<(), rumqttc::mqttbytes::Error> {
         packet.write(scratch, MAX_OUTGOING_PACKET)?;
         self.push(scratch.split().freeze());
         Ok(())
@@ -114,7 +118,9 @@ impl Buf for Outbound {
         assert!(cnt <= self.len, "advance past the end of Outbound");
         self.len -= cnt;
         while cnt > 0 {
-            let Some(front) = self.chunks.front_mut() else { return };
+            let Some(front) = self.chunks.front_mut() else {
+                return;
+            };
             if cnt < front.len() {
                 front.advance(cnt);
                 return;
@@ -133,7 +139,9 @@ mod tests {
 
     #[test]
     fn hand_written_publish_header_matches_the_codec() {
-        for len in [0usize, 1, 127, 128, 4113, 16_383, 16_384, 131_169, 2_097_152] {
+        for len in [
+            0usize, 1, 127, 128, 4113, 16_383, 16_384, 131_169, 2_097_152,
+        ] {
             let topic = "$aws/things/dev1/streams/s1/data/cbor";
             let payload = vec![0xab; len];
             let mut ours = BytesMut::new();

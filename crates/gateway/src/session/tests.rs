@@ -11,7 +11,12 @@ fn connect(client_id: &str, clean: bool, keep_alive: u16) -> Connect {
     c
 }
 
-fn start(client_id: &str, clean: bool, stored: Option<SessionState>, now: Instant) -> (Session, Vec<Action>) {
+fn start(
+    client_id: &str,
+    clean: bool,
+    stored: Option<SessionState>,
+    now: Instant,
+) -> (Session, Vec<Action>) {
     let c = connect(client_id, clean, 30);
     let thing = thing_for_connect(&c, &Identity::ClientId).expect("valid thing");
     let mut out = Vec::new();
@@ -22,7 +27,10 @@ fn start(client_id: &str, clean: bool, stored: Option<SessionState>, now: Instan
 fn subscribe(pkid: u16, filters: &[(&str, QoS)]) -> Packet {
     Packet::Subscribe(Subscribe {
         pkid,
-        filters: filters.iter().map(|(f, q)| SubscribeFilter::new((*f).to_owned(), *q)).collect(),
+        filters: filters
+            .iter()
+            .map(|(f, q)| SubscribeFilter::new((*f).to_owned(), *q))
+            .collect(),
     })
 }
 
@@ -36,20 +44,36 @@ fn feed(session: &mut Session, packet: Packet, now: Instant) -> Vec<Action> {
 fn connect_answers_connack_and_takes_the_client_id_as_thing() {
     let (session, out) = start("dev-1", true, None, Instant::now());
     assert_eq!(session.thing(), "dev-1");
-    assert_eq!(out, vec![Action::Send(Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, false)))]);
+    assert_eq!(
+        out,
+        vec![Action::Send(Packet::ConnAck(ConnAck::new(
+            ConnectReturnCode::Success,
+            false
+        )))]
+    );
 }
 
 #[test]
 fn certificate_identity_wins_over_client_id_and_bad_names_are_refused() {
     let c = connect("anything", true, 30);
-    assert_eq!(thing_for_connect(&c, &Identity::Certificate("dev-9".into())), Ok("dev-9".into()));
+    assert_eq!(
+        thing_for_connect(&c, &Identity::Certificate("dev-9".into())),
+        Ok("dev-9".into())
+    );
     for bad in ["", "a/b", "dev+1", "#"] {
         let c = connect(bad, true, 30);
-        assert_eq!(thing_for_connect(&c, &Identity::ClientId), Err(ConnectReturnCode::BadClientId), "{bad}");
+        assert_eq!(
+            thing_for_connect(&c, &Identity::ClientId),
+            Err(ConnectReturnCode::BadClientId),
+            "{bad}"
+        );
     }
     let mut v5 = connect("dev-1", true, 30);
     v5.protocol = Protocol::V5;
-    assert_eq!(thing_for_connect(&v5, &Identity::ClientId), Err(ConnectReturnCode::RefusedProtocolVersion));
+    assert_eq!(
+        thing_for_connect(&v5, &Identity::ClientId),
+        Err(ConnectReturnCode::RefusedProtocolVersion)
+    );
 }
 
 #[test]
@@ -93,19 +117,48 @@ fn subscribe_grants_own_and_ordinary_filters_and_refuses_foreign_ones() {
 fn publishes_are_routed_by_policy_and_qos1_is_acknowledged() {
     let now = Instant::now();
     let (mut s, _) = start("dev-1", true, None, now);
-    let mut own = Publish::new("$aws/things/dev-1/streams/s1/get/cbor", QoS::AtLeastOnce, vec![0xa0]);
+    let mut own = Publish::new(
+        "$aws/things/dev-1/streams/s1/get/cbor",
+        QoS::AtLeastOnce,
+        vec![0xa0],
+    );
     own.pkid = 3;
     let out = feed(&mut s, Packet::Publish(own.clone()), now);
-    assert_eq!(out, vec![Action::Send(Packet::PubAck(PubAck::new(3))), Action::Reserved(own)]);
+    assert_eq!(
+        out,
+        vec![
+            Action::Send(Packet::PubAck(PubAck::new(3))),
+            Action::Reserved(own)
+        ]
+    );
 
-    let out = feed(&mut s, Packet::Publish(Publish::new("fleet/x", QoS::AtMostOnce, b"hi".to_vec())), now);
-    assert_eq!(out, vec![Action::BrokerPublish { topic: "fleet/x".into(), payload: Bytes::from_static(b"hi") }]);
+    let out = feed(
+        &mut s,
+        Packet::Publish(Publish::new("fleet/x", QoS::AtMostOnce, b"hi".to_vec())),
+        now,
+    );
+    assert_eq!(
+        out,
+        vec![Action::BrokerPublish {
+            topic: "fleet/x".into(),
+            payload: Bytes::from_static(b"hi")
+        }]
+    );
 
-    let foreign = Publish::new("$aws/things/dev-2/streams/s1/get/cbor", QoS::AtMostOnce, vec![]);
+    let foreign = Publish::new(
+        "$aws/things/dev-2/streams/s1/get/cbor",
+        QoS::AtMostOnce,
+        vec![],
+    );
     let out = feed(&mut s, Packet::Publish(foreign), now);
-    assert!(matches!(&out[..], [Action::Close(CloseReason::PolicyViolation(t))] if t.contains("dev-2")));
+    assert!(
+        matches!(&out[..], [Action::Close(CloseReason::PolicyViolation(t))] if t.contains("dev-2"))
+    );
     assert!(s.is_closed());
-    assert!(feed(&mut s, Packet::PingReq, now).is_empty(), "a closed session ignores input");
+    assert!(
+        feed(&mut s, Packet::PingReq, now).is_empty(),
+        "a closed session ignores input"
+    );
 }
 
 #[test]
@@ -118,7 +171,10 @@ fn qos2_and_server_packets_from_the_client_close_the_session() {
     ] {
         let (mut s, _) = start("dev-1", true, None, now);
         let out = feed(&mut s, packet, now);
-        assert!(matches!(&out[..], [Action::Close(CloseReason::ProtocolViolation(_))]), "{out:?}");
+        assert!(
+            matches!(&out[..], [Action::Close(CloseReason::ProtocolViolation(_))]),
+            "{out:?}"
+        );
     }
 }
 
@@ -126,11 +182,23 @@ fn qos2_and_server_packets_from_the_client_close_the_session() {
 fn broker_messages_use_the_granted_qos_and_pubacks_clear_inflight() {
     let now = Instant::now();
     let (mut s, _) = start("dev-1", true, None, now);
-    feed(&mut s, subscribe(1, &[("fleet/#", QoS::AtLeastOnce), ("fleet/a", QoS::AtMostOnce)]), now);
+    feed(
+        &mut s,
+        subscribe(
+            1,
+            &[("fleet/#", QoS::AtLeastOnce), ("fleet/a", QoS::AtMostOnce)],
+        ),
+        now,
+    );
     let mut out = Vec::new();
     s.handle_broker_message("fleet/a", Bytes::from_static(b"m1"), &mut out);
-    let Action::Send(Packet::Publish(p)) = &out[0] else { panic!("{out:?}") };
-    assert_eq!((p.qos, p.pkid, &p.payload[..]), (QoS::AtLeastOnce, 1, &b"m1"[..]));
+    let Action::Send(Packet::Publish(p)) = &out[0] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        (p.qos, p.pkid, &p.payload[..]),
+        (QoS::AtLeastOnce, 1, &b"m1"[..])
+    );
     assert_eq!(s.state.inflight.len(), 1);
     feed(&mut s, Packet::PubAck(PubAck::new(1)), now);
     assert!(s.state.inflight.is_empty());
@@ -149,30 +217,61 @@ fn inflight_is_bounded_and_overflow_goes_out_at_qos0() {
     for _ in 0..=MAX_INFLIGHT {
         s.handle_broker_message("t", Bytes::new(), &mut out);
     }
-    let qos1 = out.iter().filter(|a| matches!(a, Action::Send(Packet::Publish(p)) if p.qos == QoS::AtLeastOnce)).count();
+    let qos1 = out
+        .iter()
+        .filter(|a| matches!(a, Action::Send(Packet::Publish(p)) if p.qos == QoS::AtLeastOnce))
+        .count();
     assert_eq!(qos1, MAX_INFLIGHT);
-    assert!(matches!(out.last(), Some(Action::Send(Packet::Publish(p))) if p.qos == QoS::AtMostOnce));
+    assert!(
+        matches!(out.last(), Some(Action::Send(Packet::Publish(p))) if p.qos == QoS::AtMostOnce)
+    );
 }
 
 #[test]
 fn persistent_sessions_resume_subscriptions_and_resend_unacked_messages() {
     let now = Instant::now();
     let (mut s, _) = start("dev-1", false, None, now);
-    feed(&mut s, subscribe(1, &[("fleet/a", QoS::AtLeastOnce), ("$aws/things/dev-1/jobs/notify-next", QoS::AtLeastOnce)]), now);
+    feed(
+        &mut s,
+        subscribe(
+            1,
+            &[
+                ("fleet/a", QoS::AtLeastOnce),
+                ("$aws/things/dev-1/jobs/notify-next", QoS::AtLeastOnce),
+            ],
+        ),
+        now,
+    );
     let mut out = Vec::new();
     s.handle_broker_message("fleet/a", Bytes::from_static(b"x"), &mut out);
     feed(&mut s, Packet::Disconnect, now);
     let state = s.into_state().expect("persistent");
 
     let (mut resumed, out) = start("dev-1", false, Some(state.clone()), now);
-    assert_eq!(out[0], Action::Send(Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, true))));
+    assert_eq!(
+        out[0],
+        Action::Send(Packet::ConnAck(ConnAck::new(
+            ConnectReturnCode::Success,
+            true
+        )))
+    );
     assert_eq!(out[1], Action::BrokerSubscribe("fleet/a".into()));
     assert!(matches!(&out[2], Action::Send(Packet::Publish(p)) if p.dup && p.pkid == 1));
     let mut out = Vec::new();
-    assert!(resumed.handle_reserved_notification("$aws/things/dev-1/jobs/notify-next", Bytes::new(), &mut out));
+    assert!(resumed.handle_reserved_notification(
+        "$aws/things/dev-1/jobs/notify-next",
+        Bytes::new(),
+        &mut out
+    ));
 
     let (clean, out) = start("dev-1", true, Some(state), now);
-    assert_eq!(out, vec![Action::Send(Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, false)))]);
+    assert_eq!(
+        out,
+        vec![Action::Send(Packet::ConnAck(ConnAck::new(
+            ConnectReturnCode::Success,
+            false
+        )))]
+    );
     assert!(clean.into_state().is_none());
 }
 
@@ -181,8 +280,21 @@ fn unsubscribe_removes_filters_and_answers_unsuback() {
     let now = Instant::now();
     let (mut s, _) = start("dev-1", true, None, now);
     feed(&mut s, subscribe(1, &[("fleet/a", QoS::AtMostOnce)]), now);
-    let out = feed(&mut s, Packet::Unsubscribe(Unsubscribe { pkid: 2, topics: vec!["fleet/a".into(), "never".into()] }), now);
-    assert_eq!(out, vec![Action::BrokerUnsubscribe("fleet/a".into()), Action::Send(Packet::UnsubAck(UnsubAck::new(2)))]);
+    let out = feed(
+        &mut s,
+        Packet::Unsubscribe(Unsubscribe {
+            pkid: 2,
+            topics: vec!["fleet/a".into(), "never".into()],
+        }),
+        now,
+    );
+    assert_eq!(
+        out,
+        vec![
+            Action::BrokerUnsubscribe("fleet/a".into()),
+            Action::Send(Packet::UnsubAck(UnsubAck::new(2)))
+        ]
+    );
     assert!(!s.has_broker_subscriptions());
 }
 
@@ -192,7 +304,10 @@ fn keep_alive_expires_after_one_and_a_half_intervals_of_silence() {
     let (mut s, _) = start("dev-1", true, None, t0);
     assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(45)));
     let t1 = t0 + Duration::from_secs(40);
-    assert_eq!(feed(&mut s, Packet::PingReq, t1), vec![Action::Send(Packet::PingResp)]);
+    assert_eq!(
+        feed(&mut s, Packet::PingReq, t1),
+        vec![Action::Send(Packet::PingResp)]
+    );
     let mut out = Vec::new();
     s.handle_timeout(t1 + Duration::from_secs(44), &mut out);
     assert!(out.is_empty());

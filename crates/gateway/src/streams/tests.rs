@@ -35,23 +35,32 @@ impl StreamSource for MapSource {
             None => FileLookup::StreamNotFound,
             Some((version, _, files)) => match files.iter().find(|(id, _)| *id == file_id) {
                 None => FileLookup::FileNotFound { version: *version },
-                Some((_, data)) => FileLookup::Found { version: *version, data: data.clone() },
+                Some((_, data)) => FileLookup::Found {
+                    version: *version,
+                    data: data.clone(),
+                },
             },
         })
     }
 
     fn describe(&self, stream_id: &str) -> Result<Option<StreamDescription>, SourceError> {
-        Ok(self.0.get(stream_id).map(|(version, d, files)| StreamDescription {
-            version: *version,
-            description: d.clone(),
-            files: files.iter().map(|(id, b)| (*id, b.len() as u64)).collect(),
-        }))
+        Ok(self
+            .0
+            .get(stream_id)
+            .map(|(version, d, files)| StreamDescription {
+                version: *version,
+                description: d.clone(),
+                files: files.iter().map(|(id, b)| (*id, b.len() as u64)).collect(),
+            }))
     }
 }
 
 /// The test image of the fixtures: byte[i] = (i * 31 + 7) mod 251.
 fn image(len: usize) -> Bytes {
-    (0..len).map(|i| ((i * 31 + 7) % 251) as u8).collect::<Vec<_>>().into()
+    (0..len)
+        .map(|i| ((i * 31 + 7) % 251) as u8)
+        .collect::<Vec<_>>()
+        .into()
 }
 
 /// Runs one request and returns the reply PUBLISH packets as a device would read them.
@@ -71,7 +80,13 @@ fn ask(source: &MapSource, topic: &str, payload: &[u8]) -> (Outcome, Vec<Publish
 
 /// Downloads file 0 of stream `fw` the way the AWS agent does: whole-file bitmap of missing
 /// blocks, o = 0, `n` as given; returns the rebuilt image and the number of requests.
-fn download(source: &MapSource, format: Format, size: usize, block: u32, n: Option<u32>) -> (Vec<u8>, usize) {
+fn download(
+    source: &MapSource,
+    format: Format,
+    size: usize,
+    block: u32,
+    n: Option<u32>,
+) -> (Vec<u8>, usize) {
     let layout = FileLayout::new(size as u64, BlockSize::new(block).unwrap());
     let blocks = layout.block_count();
     let mut bitmap = vec![0u8; blocks.div_ceil(8) as usize];
@@ -101,12 +116,19 @@ fn download(source: &MapSource, format: Format, size: usize, block: u32, n: Opti
         let missing: u32 = bitmap.iter().map(|b| b.count_ones()).sum();
         assert_eq!(replies.len(), expected.min(missing as usize));
         for p in replies {
-            assert_eq!(p.topic, format!("$aws/things/dev1/streams/fw/data/{}", format.as_str()));
+            assert_eq!(
+                p.topic,
+                format!("$aws/things/dev1/streams/fw/data/{}", format.as_str())
+            );
             let msg = response::decode_data(format, &p.payload).expect("data message");
             msg.validate(&layout).expect("valid block");
             assert_eq!(msg.client_token.as_deref(), Some("rdy"));
             let i = msg.index;
-            assert_ne!(bitmap[(i / 8) as usize] & (1 << (i % 8)), 0, "block {i} sent twice");
+            assert_ne!(
+                bitmap[(i / 8) as usize] & (1 << (i % 8)),
+                0,
+                "block {i} sent twice"
+            );
             bitmap[(i / 8) as usize] &= !(1 << (i % 8));
             image[layout.block_range(i)].copy_from_slice(&msg.payload);
         }
@@ -120,9 +142,17 @@ fn devices_rebuild_the_image_in_cbor_and_json_with_any_n() {
     let data = image(size);
     let source = MapSource::with("fw", 1, vec![(0, data.clone())]);
     for format in [Format::Cbor, Format::Json] {
-        for (n, block, requests) in [(Some(1), 4096, 74), (Some(32), 4096, 3), (None, 4096, 3), (Some(8), 1024, 37)] {
+        for (n, block, requests) in [
+            (Some(1), 4096, 74),
+            (Some(32), 4096, 3),
+            (None, 4096, 3),
+            (Some(8), 1024, 37),
+        ] {
             let (got, made) = download(&source, format, size, block, n);
-            assert!(got == data[..], "{format:?} n={n:?} l={block}: image differs");
+            assert!(
+                got == data[..],
+                "{format:?} n={n:?} l={block}: image differs"
+            );
             assert_eq!(made, requests, "{format:?} n={n:?} l={block}");
         }
     }
@@ -134,7 +164,14 @@ fn agent_case_c_gets_exactly_the_missing_blocks() {
     let source = MapSource::with("fw", 1, vec![(0, image(40_000))]);
     let req = hex("a661636372647961660061 6c191000616f00616242d803616e04");
     let (_, replies) = ask(&source, "$aws/things/dev1/streams/fw/get/cbor", &req);
-    let got: Vec<u32> = replies.iter().map(|p| response::decode_data(Format::Cbor, &p.payload).unwrap().index).collect();
+    let got: Vec<u32> = replies
+        .iter()
+        .map(|p| {
+            response::decode_data(Format::Cbor, &p.payload)
+                .unwrap()
+                .index
+        })
+        .collect();
     assert_eq!(got, [3, 4, 6, 7]);
 }
 
@@ -144,21 +181,41 @@ fn cbor_blocks_are_slices_of_the_image_not_copies() {
     let source = MapSource::with("fw", 1, vec![(0, data.clone())]);
     let req = hex("a6616363726479616600616c191000616f0061624107616e01");
     let mut out = Outbound::new();
-    handle_stream_request("$aws/things/dev1/streams/fw/get/cbor", &req, &source, &mut BytesMut::new(), &mut out);
+    handle_stream_request(
+        "$aws/things/dev1/streams/fw/get/cbor",
+        &req,
+        &source,
+        &mut BytesMut::new(),
+        &mut out,
+    );
     assert_eq!(out.chunk_count(), 2, "header + payload");
     out.advance(out.chunk().len());
-    assert_eq!(out.chunk().as_ptr(), data.as_ptr(), "payload chunk points into the image");
+    assert_eq!(
+        out.chunk().as_ptr(),
+        data.as_ptr(),
+        "payload chunk points into the image"
+    );
     assert_eq!(out.remaining(), 4096);
 }
 
 #[test]
 fn describe_answers_version_description_and_files() {
     let source = MapSource::with("fw", 1, vec![(0, image(10_000))]);
-    let (outcome, replies) = ask(&source, "$aws/things/dev1/streams/fw/describe/cbor", &hex("a161636372647 9"));
+    let (outcome, replies) = ask(
+        &source,
+        "$aws/things/dev1/streams/fw/describe/cbor",
+        &hex("a161636372647 9"),
+    );
     assert_eq!(outcome, Outcome::Described);
-    assert_eq!(replies[0].topic, "$aws/things/dev1/streams/fw/description/cbor");
+    assert_eq!(
+        replies[0].topic,
+        "$aws/things/dev1/streams/fw/description/cbor"
+    );
     // PROTOCOL.md §1.10: one 10 000-byte file, version 1, description "fw".
-    assert_eq!(&replies[0].payload[..], hex("a4616363726479617301616462667761728 1a2616600617a192710"));
+    assert_eq!(
+        &replies[0].payload[..],
+        hex("a4616363726479617301616462667761728 1a2616600617a192710")
+    );
 }
 
 /// Every rejection the service produces: (stream, topic suffix, payload, expected code, token echoed).
@@ -169,32 +226,124 @@ fn every_reject_code_is_one_rejected_message() {
     let long_token = "x".repeat(65);
     let big_bitmap = format!("0x{}", "ff".repeat(12_288));
     let cases: Vec<(&str, &str, String, RejectCode, bool)> = vec![
-        ("nope", "get/json", r#"{"c":"t","f":0,"l":4096}"#.into(), RejectCode::ResourceNotFound, true),
-        ("fw", "get/json", r#"{"c":"t","f":7,"l":4096}"#.into(), RejectCode::ResourceNotFound, true),
-        ("nope", "describe/json", r#"{"c":"t"}"#.into(), RejectCode::ResourceNotFound, true),
-        ("fw", "get/json", r#"{"c":"t","s":1,"f":0,"l":4096}"#.into(), RejectCode::VersionMismatch, true),
-        ("fw", "get/json", r#"{"f":0,"l":100}"#.into(), RejectCode::BlockSizeOutOfBounds, false),
-        ("fw", "get/json", r#"{"f":0,"l":4096,"o":3}"#.into(), RejectCode::OffsetOutOfBounds, false),
-        ("fw", "get/json", r#"{"f":0,"l":4096,"n":98305}"#.into(), RejectCode::BlockCountLimitExceeded, false),
-        ("fw", "get/json", format!(r#"{{"f":0,"l":4096,"b":"{big_bitmap}"}}"#), RejectCode::BlockBitmapLimitExceeded, false),
-        ("fw", "get/json", format!(r#"{{"c":"{long_token}","f":0,"l":4096}}"#), RejectCode::InvalidRequest, false),
-        ("fw", "get/json", "{not json".into(), RejectCode::InvalidJson, false),
-        ("fw", "get/cbor", "\u{1f}".into(), RejectCode::InvalidCbor, false),
-        ("fw", "data/cbor", String::new(), RejectCode::InvalidTopic, false),
-        ("bad.id", "get/cbor", String::new(), RejectCode::InvalidTopic, false),
-        ("broken", "get/json", r#"{"f":0,"l":4096}"#.into(), RejectCode::InternalError, false),
+        (
+            "nope",
+            "get/json",
+            r#"{"c":"t","f":0,"l":4096}"#.into(),
+            RejectCode::ResourceNotFound,
+            true,
+        ),
+        (
+            "fw",
+            "get/json",
+            r#"{"c":"t","f":7,"l":4096}"#.into(),
+            RejectCode::ResourceNotFound,
+            true,
+        ),
+        (
+            "nope",
+            "describe/json",
+            r#"{"c":"t"}"#.into(),
+            RejectCode::ResourceNotFound,
+            true,
+        ),
+        (
+            "fw",
+            "get/json",
+            r#"{"c":"t","s":1,"f":0,"l":4096}"#.into(),
+            RejectCode::VersionMismatch,
+            true,
+        ),
+        (
+            "fw",
+            "get/json",
+            r#"{"f":0,"l":100}"#.into(),
+            RejectCode::BlockSizeOutOfBounds,
+            false,
+        ),
+        (
+            "fw",
+            "get/json",
+            r#"{"f":0,"l":4096,"o":3}"#.into(),
+            RejectCode::OffsetOutOfBounds,
+            false,
+        ),
+        (
+            "fw",
+            "get/json",
+            r#"{"f":0,"l":4096,"n":98305}"#.into(),
+            RejectCode::BlockCountLimitExceeded,
+            false,
+        ),
+        (
+            "fw",
+            "get/json",
+            format!(r#"{{"f":0,"l":4096,"b":"{big_bitmap}"}}"#),
+            RejectCode::BlockBitmapLimitExceeded,
+            false,
+        ),
+        (
+            "fw",
+            "get/json",
+            format!(r#"{{"c":"{long_token}","f":0,"l":4096}}"#),
+            RejectCode::InvalidRequest,
+            false,
+        ),
+        (
+            "fw",
+            "get/json",
+            "{not json".into(),
+            RejectCode::InvalidJson,
+            false,
+        ),
+        (
+            "fw",
+            "get/cbor",
+            "\u{1f}".into(),
+            RejectCode::InvalidCbor,
+            false,
+        ),
+        (
+            "fw",
+            "data/cbor",
+            String::new(),
+            RejectCode::InvalidTopic,
+            false,
+        ),
+        (
+            "bad.id",
+            "get/cbor",
+            String::new(),
+            RejectCode::InvalidTopic,
+            false,
+        ),
+        (
+            "broken",
+            "get/json",
+            r#"{"f":0,"l":4096}"#.into(),
+            RejectCode::InternalError,
+            false,
+        ),
     ];
     for (stream, suffix, payload, code, echoed) in cases {
         let topic = format!("$aws/things/dev1/streams/{stream}/{suffix}");
         let (outcome, replies) = ask(&source, &topic, payload.as_bytes());
         assert_eq!(outcome, Outcome::Rejected(code), "{topic} {payload:.60}");
         assert_eq!(replies.len(), 1, "exactly one answer for {topic}");
-        let format = if suffix.ends_with("json") { "json" } else { "cbor" };
-        assert_eq!(replies[0].topic, format!("$aws/things/dev1/streams/{stream}/rejected/{format}"));
+        let format = if suffix.ends_with("json") {
+            "json"
+        } else {
+            "cbor"
+        };
+        assert_eq!(
+            replies[0].topic,
+            format!("$aws/things/dev1/streams/{stream}/rejected/{format}")
+        );
         let text = String::from_utf8_lossy(&replies[0].payload);
         assert!(text.contains(code.as_str()), "{code:?} in {text}");
         if format == "json" {
-            let v: serde_json::Value = serde_json::from_slice(&replies[0].payload).expect("JSON rejection");
+            let v: serde_json::Value =
+                serde_json::from_slice(&replies[0].payload).expect("JSON rejection");
             assert_eq!(v["o"], code.as_str());
             assert_eq!(v.get("c").is_some(), echoed, "{text}");
         }
@@ -210,5 +359,8 @@ fn unparsable_topics_without_a_format_are_not_answered() {
 
 fn hex(s: &str) -> Vec<u8> {
     let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
 }

@@ -1,0 +1,12 @@
+//! # otastream
+//!
+//! A self-hosted, AWS-IoT-compatible firmware OTA service in one process: the HTTP control plane
+//! (`aws --endpoint-url`), the MQTT device gateway (plain and mTLS) and the data directory.
+//!
+//! # Layout
+//! - [`server`]: [`server::ServerConfig`], [`server::start`] → [`server::RunningServer`]; binds every
+//!   listener, opens the store and the dev PKI, and wires the gateway, the metrics endpoint and the
+//!   control plane together. Tests start a real server in-process with it.
+//! - `main.rs`: the thin `otastream` command line (`serve`, `dev-cert`).
+
+pub mod server;

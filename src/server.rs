@@ -1,0 +1,186 @@
+//! The whole server in one process: [`start`] opens the data directory, loads (or creates) the dev
+//! PKI, binds the HTTP, MQTT and MQTTS listeners and runs them until [`RunningServer::shutdown`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use axum::routing::get;
+use otastream_gateway::{Gateway, GatewayConfig, Metrics, ReservedTopics, StreamsHandler};
+use otastream_store::Store;
+use otastream_store::pki::DevPki;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// Where the server listens and keeps its data.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Data directory (metadata, objects, PKI); created if missing.
+    pub data_dir: PathBuf,
+    /// HTTP control plane and `/metrics`.
+    pub http: SocketAddr,
+    /// Plain MQTT (development: the client id is the thing name).
+    pub mqtt: SocketAddr,
+    /// MQTT over TLS with client certificates (the certificate CN is the thing name).
+    pub mqtts: SocketAddr,
+    /// Gateway tunables.
+    pub gateway: GatewayConfig,
+}
+
+impl ServerConfig {
+    /// The documented defaults: loopback ports 8080, 1883 and 8883.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            http: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            mqtt: SocketAddr::from(([127, 0, 0, 1], 1883)),
+            mqtts: SocketAddr::from(([127, 0, 0, 1], 8883)),
+            gateway: GatewayConfig::default(),
+        }
+    }
+
+    /// Every listener on 127.0.0.1 port 0 (the OS picks free ports), for tests.
+    pub fn ephemeral(data_dir: impl Into<PathBuf>) -> Self {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self {
+            http: any,
+            mqtt: any,
+            mqtts: any,
+            ..Self::new(data_dir)
+        }
+    }
+}
+
+/// A started server. Dropping it without [`RunningServer::shutdown`] aborts its tasks.
+pub struct RunningServer {
+    /// Bound HTTP address.
+    pub http_addr: SocketAddr,
+    /// Bound plain MQTT address.
+    pub mqtt_addr: SocketAddr,
+    /// Bound MQTT-over-TLS address.
+    pub mqtts_addr: SocketAddr,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// The store the server uses (tests create streams through it).
+    pub store: Store,
+    /// The device gateway (metrics, notifications to connected things).
+    pub gateway: Gateway,
+    /// The dev PKI: CA and server certificate, device certificates on demand.
+    pub pki: Arc<DevPki>,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl RunningServer {
+    /// The line printed when every listener is bound.
+    pub fn ready_line(&self) -> String {
+        format!(
+            "otastream ready http={} mqtt={} mqtts={}",
+            self.http_addr, self.mqtt_addr, self.mqtts_addr
+        )
+    }
+
+    /// Stops accepting, closes every connection and waits for the listeners to finish.
+    pub async fn shutdown(mut self) {
+        // Receivers live in the tasks; if they are all gone there is nothing left to stop.
+        let _ = self.shutdown.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Opens the store, binds every listener and starts serving.
+pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
+    let data_dir = cfg.data_dir.clone();
+    let (store, pki) = tokio::task::spawn_blocking(move || -> anyhow::Result<(Store, DevPki)> {
+        let store = Store::open(&data_dir)
+            .with_context(|| format!("opening data directory {}", data_dir.display()))?;
+        let pki = DevPki::load_or_create(&data_dir.join(otastream_store::PKI_DIR))
+            .context("loading the dev PKI")?;
+        Ok((store, pki))
+    })
+    .await??;
+    let tls = otastream_gateway::tls::server_config(
+        &pki.ca_cert_pem,
+        &pki.server_cert_pem,
+        &pki.server_key_pem,
+    )
+    .context("TLS configuration")?;
+
+    let http = TcpListener::bind(cfg.http)
+        .await
+        .with_context(|| format!("binding HTTP {}", cfg.http))?;
+    let mqtt = TcpListener::bind(cfg.mqtt)
+        .await
+        .with_context(|| format!("binding MQTT {}", cfg.mqtt))?;
+    let mqtts = TcpListener::bind(cfg.mqtts)
+        .await
+        .with_context(|| format!("binding MQTTS {}", cfg.mqtts))?;
+
+    let metrics = Arc::new(Metrics::new());
+    let reserved = ReservedTopics::new().with_handler(Arc::new(StreamsHandler::new(
+        Arc::new(store.clone()),
+        Arc::clone(&metrics),
+    )));
+    let gateway = Gateway::new(cfg.gateway, reserved, Arc::clone(&metrics));
+
+    let (http_addr, mqtt_addr, mqtts_addr) =
+        (http.local_addr()?, mqtt.local_addr()?, mqtts.local_addr()?);
+    let (shutdown, watch_rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    let router = control_plane(&store, &cfg).merge(metrics_router(metrics));
+    let stop = stopped(watch_rx.clone());
+    tasks.spawn(async move {
+        if let Err(e) = axum::serve(http, router).with_graceful_shutdown(stop).await {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    });
+    let (gw, stop) = (gateway.clone(), stopped(watch_rx.clone()));
+    tasks.spawn(async move { gw.serve_tcp(mqtt, stop).await });
+    let (gw, stop) = (gateway.clone(), stopped(watch_rx));
+    tasks.spawn(async move { gw.serve_tls(mqtts, tls, stop).await });
+
+    Ok(RunningServer {
+        http_addr,
+        mqtt_addr,
+        mqtts_addr,
+        data_dir: cfg.data_dir,
+        store,
+        gateway,
+        pki: Arc::new(pki),
+        shutdown,
+        tasks,
+    })
+}
+
+/// Completes when the shutdown flag is raised (or its sender is dropped, which also means "stop").
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// `GET /metrics`: the gateway's counters in the Prometheus text format.
+fn metrics_router(metrics: Arc<Metrics>) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(move || {
+            let metrics = Arc::clone(&metrics);
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    metrics.render(),
+                )
+            }
+        }),
+    )
+}
+
+/// **The control plane mounts here.** The HTTP API (crates/api: iot, signer, s3, iot-jobs-data,
+/// acm) is merged into this router by the lead; until then it is empty.
+fn control_plane(_store: &Store, _cfg: &ServerConfig) -> Router {
+    Router::new()
+}
