@@ -132,6 +132,17 @@ pub(crate) fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
+/// Reads column `index` as JSON text into `T`; unreadable JSON is a conversion error of that column.
+pub(crate) fn json_column<T: serde::de::DeserializeOwned>(
+    row: &rusqlite::Row<'_>,
+    index: usize,
+) -> rusqlite::Result<T> {
+    let text: String = row.get(index)?;
+    serde_json::from_str(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
 // ===== generic JSON resources =====
 
 /// Inserts a resource; `AlreadyExists` when `(kind, id)` is taken.
@@ -176,15 +187,13 @@ pub(crate) fn get_resource(
     kind: &str,
     id: &str,
 ) -> Result<Option<Value>, StoreError> {
-    let body: Option<String> = conn
+    Ok(conn
         .query_row(
             "SELECT body FROM resources WHERE kind = ?1 AND id = ?2",
             params![kind, id],
-            |row| row.get(0),
+            |row| json_column(row, 0),
         )
-        .optional()?;
-    body.map(|b| serde_json::from_str(&b).map_err(StoreError::from))
-        .transpose()
+        .optional()?)
 }
 
 /// Lists `(id, body)` of one kind in insertion order, optionally only the children of `parent`.
@@ -197,13 +206,9 @@ pub(crate) fn list_resources(
         "SELECT id, body FROM resources WHERE kind = ?1 AND (?2 IS NULL OR parent = ?2) ORDER BY seq",
     )?;
     let rows = stmt.query_map(params![kind, parent], |row| {
-        Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        Ok((row.get(0)?, json_column(row, 1)?))
     })?;
-    rows.map(|row| {
-        let (id, body) = row?;
-        Ok((id, serde_json::from_str(&body)?))
-    })
-    .collect()
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Deletes one resource; `true` when it existed.

@@ -63,7 +63,7 @@ impl From<rusqlite::Error> for StoreError {
 
 impl From<serde_json::Error> for StoreError {
     fn from(e: serde_json::Error) -> Self {
-        Self::Db(format!("stored JSON is unreadable: {e}"))
+        Self::Db(format!("JSON (de)serialization failed: {e}"))
     }
 }
 

@@ -8,7 +8,7 @@ use md5::{Digest, Md5};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::buckets::versioning_of;
-use crate::db::{self, now_ms, to_i64, to_u64};
+use crate::db::{self, json_column, now_ms, to_i64, to_u64};
 use crate::files::{self, OBJECTS_DIR, PARTS_DIR};
 use crate::objects::validate_key;
 use crate::{ObjectInfo, PutMeta, Store, StoreError};
@@ -40,26 +40,23 @@ fn no_such_upload(upload_id: &str) -> StoreError {
 }
 
 fn load_upload(conn: &Connection, upload_id: &str) -> Result<Upload, StoreError> {
-    let row = conn
-        .query_row(
-            "SELECT bucket, key, content_type, user_metadata FROM uploads WHERE id = ?1",
-            [upload_id],
-            |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get(2)?,
-                    row.get::<_, String>(3)?,
-                ))
-            },
-        )
-        .optional()?;
-    let (bucket, key, content_type, metadata) = row.ok_or_else(|| no_such_upload(upload_id))?;
-    let meta = PutMeta {
-        content_type,
-        user_metadata: serde_json::from_str(&metadata)?,
-    };
-    Ok(Upload { bucket, key, meta })
+    conn.query_row(
+        "SELECT bucket, key, content_type, user_metadata FROM uploads WHERE id = ?1",
+        [upload_id],
+        |row| {
+            let meta = PutMeta {
+                content_type: row.get(2)?,
+                user_metadata: json_column(row, 3)?,
+            };
+            Ok(Upload {
+                bucket: row.get(0)?,
+                key: row.get(1)?,
+                meta,
+            })
+        },
+    )
+    .optional()?
+    .ok_or_else(|| no_such_upload(upload_id))
 }
 
 /// Deletes an upload and its part rows; returns the part file names to unlink after the commit.

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::buckets::{Versioning, versioning_of};
-use crate::db::{self, now_ms, to_i64, to_u64};
+use crate::db::{self, json_column, now_ms, to_i64, to_u64};
 use crate::files::{self, Installed, OBJECTS_DIR, TMP_DIR};
 use crate::{Store, StoreError, mmap};
 
@@ -102,10 +102,6 @@ pub(crate) struct VersionRow {
 const VERSION_COLUMNS: &str = "bucket, key, version_id, delete_marker, file, etag, size, modified_ms, content_type, user_metadata";
 
 fn read_version(row: &Row<'_>) -> rusqlite::Result<VersionRow> {
-    let metadata: String = row.get(9)?;
-    let user_metadata = serde_json::from_str(&metadata).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(9, rusqlite::types::Type::Text, Box::new(e))
-    })?;
     Ok(VersionRow {
         info: ObjectInfo {
             bucket: row.get(0)?,
@@ -115,7 +111,7 @@ fn read_version(row: &Row<'_>) -> rusqlite::Result<VersionRow> {
             size: to_u64(row.get(6)?),
             last_modified_ms: to_u64(row.get(7)?),
             content_type: row.get(8)?,
-            user_metadata,
+            user_metadata: json_column(row, 9)?,
         },
         delete_marker: row.get(3)?,
         file: row.get(4)?,

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
 
-use crate::db::{self, now_ms, to_i64, to_u64};
+use crate::db::{self, json_column, now_ms, to_i64, to_u64};
 use crate::objects::live_version;
 use crate::{Store, StoreError};
 
@@ -224,16 +224,12 @@ fn resolve_files(
 const STREAM_COLUMNS: &str = "id, version, description, role_arn, files, created_ms, updated_ms";
 
 fn read_stream(row: &Row<'_>) -> rusqlite::Result<StreamRecord> {
-    let files: String = row.get(4)?;
-    let files = serde_json::from_str(&files).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, Box::new(e))
-    })?;
     Ok(StreamRecord {
         id: row.get(0)?,
         version: to_u64(row.get(1)?),
         description: row.get(2)?,
         role_arn: row.get(3)?,
-        files,
+        files: json_column(row, 4)?,
         created_ms: to_u64(row.get(5)?),
         updated_ms: to_u64(row.get(6)?),
     })

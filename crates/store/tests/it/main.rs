@@ -8,7 +8,7 @@ mod pki;
 mod resources;
 mod streams;
 
-use otastream_store::{PutMeta, Store, StoreError};
+use otastream_store::{PutMeta, Store, StoreError, Versioning};
 use tempfile::TempDir;
 
 /// A fresh store in a fresh temporary directory (keep the `TempDir` alive for the test's duration).
@@ -22,6 +22,15 @@ pub fn fresh_store() -> (TempDir, Store) {
 pub fn store_with_bucket(bucket: &str) -> (TempDir, Store) {
     let (dir, store) = fresh_store();
     store.create_bucket(bucket).expect("create bucket");
+    (dir, store)
+}
+
+/// A store with one bucket that has versioning enabled.
+pub fn versioned_store(bucket: &str) -> (TempDir, Store) {
+    let (dir, store) = store_with_bucket(bucket);
+    store
+        .set_bucket_versioning(bucket, Versioning::Enabled)
+        .expect("enable versioning");
     (dir, store)
 }
 

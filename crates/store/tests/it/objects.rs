@@ -2,7 +2,7 @@
 
 use otastream_store::{DeleteOutcome, PutMeta, StoreError, Versioning};
 
-use crate::{code_of, files_in, fresh_store, store_with_bucket, typed};
+use crate::{code_of, files_in, fresh_store, store_with_bucket, typed, versioned_store};
 
 #[test]
 fn buckets_create_list_delete_and_their_errors() {
@@ -123,10 +123,7 @@ fn unversioned_overwrite_replaces_the_null_version() {
 
 #[test]
 fn enabled_versioning_keeps_every_version_behind_delete_markers() {
-    let (_dir, store) = store_with_bucket("fw");
-    store
-        .set_bucket_versioning("fw", Versioning::Enabled)
-        .unwrap();
+    let (_dir, store) = versioned_store("fw");
     let v1 = store
         .put_object("fw", "img", b"one", PutMeta::default())
         .unwrap();
@@ -239,10 +236,7 @@ fn enabled_versioning_keeps_every_version_behind_delete_markers() {
 
 #[test]
 fn suspended_versioning_replaces_only_the_null_version() {
-    let (_dir, store) = store_with_bucket("fw");
-    store
-        .set_bucket_versioning("fw", Versioning::Enabled)
-        .unwrap();
+    let (_dir, store) = versioned_store("fw");
     let kept = store
         .put_object("fw", "k", b"versioned", PutMeta::default())
         .unwrap();
@@ -303,10 +297,7 @@ fn suspended_versioning_replaces_only_the_null_version() {
 
 #[test]
 fn list_objects_filters_by_prefix_pages_and_orders_by_key() {
-    let (_dir, store) = store_with_bucket("b");
-    store
-        .set_bucket_versioning("b", Versioning::Enabled)
-        .unwrap();
+    let (_dir, store) = versioned_store("b");
     for key in [
         "fw/b.bin",
         "fw/a.bin",
@@ -434,10 +425,7 @@ fn a_mapped_object_stays_readable_after_delete_and_overwrite() {
 
 #[test]
 fn concurrent_puts_to_one_key_all_become_versions() {
-    let (_dir, store) = store_with_bucket("b");
-    store
-        .set_bucket_versioning("b", Versioning::Enabled)
-        .unwrap();
+    let (_dir, store) = versioned_store("b");
     let threads: Vec<_> = (0..8)
         .map(|t| {
             let store = store.clone();

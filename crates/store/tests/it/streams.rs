@@ -2,11 +2,9 @@
 
 use std::sync::Arc;
 
-use otastream_store::{
-    NewStream, PutMeta, Store, StoreError, StreamFile, StreamUpdate, Versioning,
-};
+use otastream_store::{NewStream, PutMeta, Store, StoreError, StreamFile, StreamUpdate};
 
-use crate::{code_of, store_with_bucket};
+use crate::{code_of, versioned_store};
 
 fn file(file_id: u8, key: &str, version_id: Option<&str>) -> StreamFile {
     StreamFile {
@@ -43,11 +41,7 @@ fn mapping_of(ptr: *const u8) -> Option<String> {
 }
 
 fn setup() -> (tempfile::TempDir, Store) {
-    let (dir, store) = store_with_bucket("fw");
-    store
-        .set_bucket_versioning("fw", Versioning::Enabled)
-        .unwrap();
-    (dir, store)
+    versioned_store("fw")
 }
 
 #[test]
