@@ -22,6 +22,14 @@ use crate::wire::{
 /// Longest client token AWS accepts (chars).
 pub const MAX_CLIENT_TOKEN_CHARS: usize = 64;
 
+/// Splits `$aws/things/<thing>/jobs/<suffix>` into `(thing, suffix)`; `None` for any other
+/// topic.
+pub fn split_jobs_topic(topic: &str) -> Option<(&str, &str)> {
+    let rest = topic.strip_prefix("$aws/things/")?;
+    let (thing, suffix) = rest.split_once("/jobs/")?;
+    (!thing.is_empty() && !thing.contains('/') && !suffix.is_empty()).then_some((thing, suffix))
+}
+
 /// A device request, decoded from the topic suffix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeviceOp<'a> {

@@ -61,7 +61,7 @@ pub mod wire;
 
 pub use control::JobDescription;
 pub use counts::{JobProcessDetails, StatusCounts};
-pub use device_api::DeviceOp;
+pub use device_api::{DeviceOp, split_jobs_topic};
 pub use device_ops::NEXT;
 pub use engine::{Action, Engine, Presigner, jobs_topic};
 pub use error::JobsError;

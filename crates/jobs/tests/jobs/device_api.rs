@@ -1,4 +1,4 @@
-use otastream_jobs::{Action, Engine, NoGroups};
+use otastream_jobs::{Action, Engine, NoGroups, jobs_topic, split_jobs_topic};
 use serde_json::json;
 
 use crate::support::{DOC, Harness, reply, reply_text, spec};
@@ -277,4 +277,23 @@ fn ota_agent_flow() {
     );
     let exec = &h.store.executions[&("AFR_OTA-u1".into(), "dev".into())];
     assert_eq!(exec.status_details["reason"], "accepted  v0.0.20");
+}
+
+/// Tokens inside spaced JSON are still echoed exactly; topics split and join back.
+#[test]
+fn spaced_token_and_topics() {
+    let mut h = Harness::new();
+    let (_, text) = reply_text(&h.device("dev", "$next/get", "{ \"clientToken\" :  \":dev\" }"));
+    assert!(text.starts_with(r#"{"clientToken":":dev","#), "{text}");
+    let topic = jobs_topic("dev-1", "$next/get");
+    assert_eq!(topic, "$aws/things/dev-1/jobs/$next/get");
+    assert_eq!(split_jobs_topic(&topic), Some(("dev-1", "$next/get")));
+    for other in [
+        "$aws/things/dev/streams/s/get/cbor",
+        "$aws/things//jobs/get",
+        "$aws/things/dev/jobs/",
+        "a/b",
+    ] {
+        assert_eq!(split_jobs_topic(other), None, "{other}");
+    }
 }
