@@ -219,3 +219,120 @@ fn cancel_and_delete() {
         Err(JobsError::ResourceNotFound(_))
     ));
 }
+
+/// CreateJob config limits (AWS-API §7.2): rate 1..=1000, incrementFactor 1.1..=5, criteria
+/// present, threshold ≤ 100, minNumberOfExecutedThings ≥ 1, timeout 1..=10080 min, presigned
+/// expiry 60..=3600 s. Each violation is InvalidRequest and creates nothing.
+#[test]
+fn config_validation() {
+    use otastream_jobs::{
+        AbortAction, AbortConfig, AbortCriteria, ExponentialRate, FailureType, PresignedUrlConfig,
+        RateIncreaseCriteria, RolloutConfig, TimeoutConfig,
+    };
+    let rate = |max| {
+        Some(RolloutConfig {
+            maximum_per_minute: Some(max),
+            exponential_rate: None,
+        })
+    };
+    let exp = |factor, notified| {
+        Some(RolloutConfig {
+            maximum_per_minute: None,
+            exponential_rate: Some(ExponentialRate {
+                base_rate_per_minute: 10,
+                increment_factor: factor,
+                rate_increase_criteria: RateIncreaseCriteria {
+                    number_of_notified_things: notified,
+                    number_of_succeeded_things: None,
+                },
+            }),
+        })
+    };
+    let abort = |threshold, min| {
+        Some(AbortConfig {
+            criteria_list: vec![AbortCriteria {
+                failure_type: FailureType::Failed,
+                action: AbortAction::Cancel,
+                threshold_percentage: threshold,
+                min_number_of_executed_things: min,
+            }],
+        })
+    };
+    let base = spec("k", &["a"]);
+    let bad = [
+        JobSpec {
+            job_executions_rollout_config: rate(0),
+            ..base.clone()
+        },
+        JobSpec {
+            job_executions_rollout_config: rate(1001),
+            ..base.clone()
+        },
+        JobSpec {
+            job_executions_rollout_config: exp(1.0, Some(5)),
+            ..base.clone()
+        },
+        JobSpec {
+            job_executions_rollout_config: exp(2.0, None),
+            ..base.clone()
+        },
+        JobSpec {
+            abort_config: abort(100.5, 1),
+            ..base.clone()
+        },
+        JobSpec {
+            abort_config: abort(50.0, 0),
+            ..base.clone()
+        },
+        JobSpec {
+            abort_config: Some(AbortConfig {
+                criteria_list: vec![],
+            }),
+            ..base.clone()
+        },
+        JobSpec {
+            timeout_config: Some(TimeoutConfig {
+                in_progress_timeout_in_minutes: Some(0),
+            }),
+            ..base.clone()
+        },
+        JobSpec {
+            presigned_url_config: Some(PresignedUrlConfig {
+                role_arn: None,
+                expires_in_sec: Some(30),
+            }),
+            ..base.clone()
+        },
+        JobSpec {
+            document: format!(r#"{{"pad":"{}"}}"#, "x".repeat(32_768)),
+            ..base.clone()
+        },
+    ];
+    let mut h = Harness::new();
+    for s in bad {
+        let result = h
+            .engine
+            .handle_create_job(s.clone(), &otastream_jobs::NoGroups, h.now);
+        assert!(matches!(result, Err(JobsError::InvalidRequest(_))), "{s:?}");
+    }
+    assert!(h.engine.job("k").is_none());
+    let good = [
+        JobSpec {
+            job_executions_rollout_config: rate(1000),
+            ..base.clone()
+        },
+        JobSpec {
+            job_executions_rollout_config: exp(5.0, Some(1)),
+            job_id: "k2".into(),
+            ..base.clone()
+        },
+        JobSpec {
+            abort_config: abort(100.0, 1),
+            job_id: "k3".into(),
+            ..base.clone()
+        },
+    ];
+    for s in good {
+        h.create(s);
+    }
+}
