@@ -52,6 +52,14 @@ impl DevPki {
     /// `server.key` exists. A half-present pair or unreadable PEM is `Invalid`.
     pub fn load_or_create(pki_dir: &Path) -> Result<Self, StoreError> {
         fs::create_dir_all(pki_dir)?;
+        // Two processes starting on a fresh directory (`serve` and `dev-cert`) must not interleave their
+        // writes into a certificate of one CA and a key of the other.
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(pki_dir.join(".lock"))?;
+        lock.lock()?;
         let (ca_cert_pem, ca_key_pem) = match load_pair(pki_dir, CA_CERT, CA_KEY)? {
             Some(pair) => pair,
             None => {
@@ -66,7 +74,7 @@ impl DevPki {
             server_cert_pem: String::new(),
             server_key_pem: String::new(),
         };
-        pki.issuer()?; // the CA files must be usable before anything is signed with them
+        check_pair(&pki.ca_cert_pem, &pki.ca_key_pem, "pki/ca")?;
         let (server_cert_pem, server_key_pem) = match load_pair(pki_dir, SERVER_CERT, SERVER_KEY)? {
             Some(pair) => pair,
             None => {
@@ -75,6 +83,7 @@ impl DevPki {
                 pair
             }
         };
+        check_pair(&server_cert_pem, &server_key_pem, "pki/server")?;
         pki.server_cert_pem = server_cert_pem;
         pki.server_key_pem = server_key_pem;
         Ok(pki)
@@ -136,6 +145,23 @@ impl DevPki {
             .map_err(|e| cert_error("signing failed", e))?;
         Ok((cert.pem(), key.serialize_pem()))
     }
+}
+
+/// Fails unless `key_pem` holds the private key of the certificate in `cert_pem`.
+fn check_pair(cert_pem: &str, key_pem: &str, what: &str) -> Result<(), StoreError> {
+    let key = KeyPair::from_pem(key_pem)
+        .map_err(|e| cert_error(&format!("{what}.key is unreadable"), e))?;
+    let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes())
+        .map_err(|e| StoreError::Invalid(format!("{what}.pem is not PEM: {e}")))?;
+    let cert = pem
+        .parse_x509()
+        .map_err(|e| StoreError::Invalid(format!("{what}.pem is not a certificate: {e}")))?;
+    if cert.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
+        return Err(StoreError::Invalid(format!(
+            "{what}.key is not the key of {what}.pem"
+        )));
+    }
+    Ok(())
 }
 
 /// A self-signed CA certificate and its key.

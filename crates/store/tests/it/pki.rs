@@ -166,3 +166,14 @@ fn half_a_pair_or_garbage_is_an_error_not_a_silent_new_ca() {
     );
     assert_ne!(regenerated.server_cert_pem, pki.server_cert_pem);
 }
+
+#[test]
+fn a_key_that_does_not_match_its_certificate_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = DevPki::load_or_create(dir.path()).unwrap();
+    let (_, stranger_key) = pki.issue_device_cert("stranger").unwrap();
+    std::fs::write(dir.path().join("server.key"), stranger_key).unwrap();
+    let err = DevPki::load_or_create(dir.path()).unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err}");
+    assert!(err.to_string().contains("server"), "{err}");
+}
