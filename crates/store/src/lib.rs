@@ -90,6 +90,13 @@ struct Inner {
     _dir_lock: Option<File>,
 }
 
+// `Store` is shared across threads and tasks by cloning.
+const _: () = {
+    const fn assert_shareable<T: Send + Sync + Clone + 'static>() {}
+    assert_shareable::<Store>();
+    assert_shareable::<Arc<StreamImage>>();
+};
+
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")

@@ -293,26 +293,17 @@ impl Store {
                     .ok()
                     .is_some_and(|p| Some(p) == tmp_dir.canonicalize().ok())
         });
-        let checked = if in_tmp_dir {
-            validate_key(key).and_then(|()| self.bucket_versioning(bucket))
-        } else {
-            Err(StoreError::Invalid(format!(
+        if !in_tmp_dir {
+            return Err(StoreError::Invalid(format!(
                 "temp file {} is not inside {}",
                 tmp.display(),
                 tmp_dir.display()
-            )))
-        };
-        let installed =
-            checked.and_then(|_| Ok(files::install_file(self.data_dir(), OBJECTS_DIR, tmp)?));
-        let file = match installed {
-            Ok(file) => file,
-            Err(e) => {
-                if in_tmp_dir {
-                    files::remove_quietly(tmp);
-                }
-                return Err(e);
-            }
-        };
+            )));
+        }
+        let file = validate_key(key)
+            .and_then(|()| self.bucket_versioning(bucket))
+            .and_then(|_| Ok(files::install_file(self.data_dir(), OBJECTS_DIR, tmp)?))
+            .inspect_err(|_| files::remove_quietly(tmp))?;
         let etag = file.etag();
         self.commit_object(bucket, key, file, &etag, &meta, |_| Ok(()))
     }
