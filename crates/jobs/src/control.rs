@@ -154,7 +154,7 @@ impl Engine {
             entry.unreleased.retain(|t| t != thing);
         }
         self.put(exec, &mut fx);
-        self.after_terminal(job_id, now, &mut fx);
+        self.after_terminal(job_id, thing, now, &mut fx);
         Ok(self.finish(fx, now))
     }
 

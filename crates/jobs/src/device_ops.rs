@@ -147,7 +147,7 @@ impl Engine {
         }
         self.put(exec, fx);
         if target.is_terminal() {
-            self.after_terminal(job_id, now, fx);
+            self.after_terminal(job_id, thing, now, fx);
         }
         Ok(())
     }

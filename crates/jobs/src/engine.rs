@@ -24,8 +24,8 @@ use crate::rollout::{current_rate, next_release_at};
 /// Something the driver must do, in the order returned.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
-    /// Persist (insert or replace) this job record.
-    SaveJob(Job),
+    /// Persist (insert or replace) this job record (boxed: it is the large one).
+    SaveJob(Box<Job>),
     /// Persist (insert or replace) this execution record, keyed by (jobId, thingName).
     SaveExecution(JobExecution),
     /// Delete the job and all its executions.
@@ -291,7 +291,7 @@ impl Engine {
         exec.last_updated_at = now;
         exec.version_number += 1;
         self.put(exec, fx);
-        self.after_terminal(job_id, now, fx);
+        self.after_terminal(job_id, thing, now, fx);
     }
 
     /// Stores `exec` (insert or replace), keeping counts, members and timers consistent and
@@ -355,7 +355,7 @@ impl Engine {
         let mut actions = Vec::new();
         for job_id in &fx.jobs {
             if let Some(entry) = self.jobs.get(job_id) {
-                actions.push(Action::SaveJob(entry.job.clone()));
+                actions.push(Action::SaveJob(Box::new(entry.job.clone())));
             }
         }
         for (job_id, thing) in &fx.executions {

@@ -114,6 +114,9 @@ pub struct JobExecution {
     pub version_number: u64,
     /// Identifies this execution of this job on this thing (1, then +1 when re-created).
     pub execution_number: u64,
+    /// How many times this thing's execution of the job was retried (retry config).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retry_attempt: u32,
     /// Step timeout last set by the device.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_timeout_in_minutes: Option<u64>,
@@ -139,6 +142,7 @@ impl JobExecution {
             last_updated_at: now,
             version_number: 1,
             execution_number,
+            retry_attempt: 0,
             step_timeout_in_minutes: None,
             step_deadline: None,
             released_at: None,
@@ -165,6 +169,10 @@ impl JobExecution {
     pub fn is_pending(&self) -> bool {
         self.released_at.is_some() && !self.status.is_terminal()
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Minutes → milliseconds, saturating.

@@ -69,8 +69,8 @@ pub use execution::{ExecutionStatus, JobExecution, StatusDetails};
 pub use lifecycle::{MAX_DOCUMENT_CHARS, validate_spec};
 pub use model::{
     AbortAction, AbortConfig, AbortCriteria, ExponentialRate, FailureType, Job, JobSpec, JobStatus,
-    NoGroups, PresignedUrlConfig, RateIncreaseCriteria, RolloutConfig, RolloutProgress, Target,
-    TargetResolver, TargetSelection, TimeoutConfig,
+    NoGroups, PresignedUrlConfig, RateIncreaseCriteria, RetryConfig, RetryCriteria, RolloutConfig,
+    RolloutProgress, Target, TargetResolver, TargetSelection, TimeoutConfig,
 };
 pub use notify::PRESIGNED_URL_PLACEHOLDER;
 pub use request::{DescribeRequest, StartNextRequest, UpdateRequest, parse_body};

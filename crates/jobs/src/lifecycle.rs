@@ -7,7 +7,7 @@ use crate::engine::{Action, Effects, Engine, JobEntry};
 use crate::error::JobsError;
 use crate::execution::{ExecutionStatus, JobExecution};
 use crate::model::{
-    Job, JobSpec, JobStatus, RolloutProgress, Target, TargetResolver, TargetSelection,
+    FailureType, Job, JobSpec, JobStatus, RolloutProgress, Target, TargetResolver, TargetSelection,
     is_valid_job_id, is_valid_thing_name,
 };
 use crate::rollout::{abort_criterion_met, maybe_advance_stage, validate_abort, validate_rollout};
@@ -41,6 +41,19 @@ pub fn validate_spec(spec: &JobSpec) -> Result<(), JobsError> {
     }
     if let Some(abort) = &spec.abort_config {
         validate_abort(abort).map_err(JobsError::InvalidRequest)?;
+    }
+    if let Some(retry) = &spec.job_executions_retry_config {
+        let ok = (1..=2).contains(&retry.criteria_list.len())
+            && retry
+                .criteria_list
+                .iter()
+                .all(|c| c.number_of_retries <= 10 && c.failure_type != FailureType::Rejected);
+        if !ok {
+            return invalid(
+                "jobExecutionsRetryConfig needs 1-2 criteria of FAILED, TIMED_OUT or ALL with numberOfRetries 0-10"
+                    .into(),
+            );
+        }
     }
     if let Some(minutes) = spec
         .timeout_config
@@ -210,7 +223,7 @@ impl Engine {
             .collect();
         for job_id in job_ids {
             if self.set_service_status(&job_id, thing, ExecutionStatus::Removed, now, &mut fx) {
-                self.after_terminal(&job_id, now, &mut fx);
+                self.after_terminal(&job_id, thing, now, &mut fx);
             }
         }
         self.finish(fx, now)
@@ -285,9 +298,9 @@ impl Engine {
         }
     }
 
-    /// Runs after every terminal transition of an execution of `job_id`: abort criteria,
-    /// succeeded-count rollout criteria, SNAPSHOT completion.
-    pub(crate) fn after_terminal(&mut self, job_id: &str, now: u64, fx: &mut Effects) {
+    /// Runs after every terminal transition of `job_id`'s execution on `thing`: abort
+    /// criteria, retry, succeeded-count rollout criteria, SNAPSHOT completion.
+    pub(crate) fn after_terminal(&mut self, job_id: &str, thing: &str, now: u64, fx: &mut Effects) {
         let Some(entry) = self.jobs.get(job_id) else {
             return;
         };
@@ -307,8 +320,40 @@ impl Engine {
             }
             return;
         }
+        self.maybe_retry(job_id, thing, now, fx);
         self.note_rollout_progress(job_id, 0, now, fx);
         self.check_completion(job_id, now, fx);
+    }
+
+    /// Queues a failed or timed-out execution again (execution number + 1, released at once)
+    /// while the job's retry config allows.
+    fn maybe_retry(&mut self, job_id: &str, thing: &str, now: u64, fx: &mut Effects) {
+        let (Some(entry), Some(exec)) = (self.jobs.get(job_id), self.execution(job_id, thing))
+        else {
+            return;
+        };
+        let failure = match exec.status {
+            ExecutionStatus::Failed => FailureType::Failed,
+            ExecutionStatus::TimedOut => FailureType::TimedOut,
+            _ => return,
+        };
+        let allowed = entry
+            .job
+            .spec
+            .job_executions_retry_config
+            .iter()
+            .flat_map(|c| &c.criteria_list)
+            .filter(|c| c.failure_type == failure || c.failure_type == FailureType::All)
+            .map(|c| c.number_of_retries)
+            .max()
+            .unwrap_or(0);
+        if exec.retry_attempt >= allowed {
+            return;
+        }
+        let mut retry = JobExecution::queued(job_id, thing, exec.execution_number + 1, now);
+        retry.retry_attempt = exec.retry_attempt + 1;
+        retry.released_at = Some(now);
+        self.put(retry, fx);
     }
 
     /// A SNAPSHOT job whose executions are all terminal becomes COMPLETED.

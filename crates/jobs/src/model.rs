@@ -117,6 +117,25 @@ pub enum AbortAction {
     Cancel,
 }
 
+/// `jobExecutionsRetryConfig`: failed or timed-out executions are queued again (execution
+/// number + 1) up to `numberOfRetries` times.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryConfig {
+    /// 1..=2 criteria.
+    pub criteria_list: Vec<RetryCriteria>,
+}
+
+/// One retry criterion.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryCriteria {
+    /// FAILED, TIMED_OUT or ALL (REJECTED is never retried).
+    pub failure_type: FailureType,
+    /// Retries allowed per thing (0..=10).
+    pub number_of_retries: u32,
+}
+
 /// `timeoutConfig`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -170,6 +189,9 @@ pub struct JobSpec {
     /// In-progress timeout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_config: Option<TimeoutConfig>,
+    /// Retries of failed / timed-out executions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_executions_retry_config: Option<RetryConfig>,
     /// Presigned URL lifetime for `${aws:iot:s3-presigned-url:…}` placeholders.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub presigned_url_config: Option<PresignedUrlConfig>,

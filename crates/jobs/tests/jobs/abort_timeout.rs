@@ -106,3 +106,45 @@ fn timeouts_can_abort() {
     assert_eq!(h.job_status("j"), Some(JobStatus::Canceled));
     assert_eq!(h.exec_status("j", "t0003"), Some(ExecutionStatus::Canceled));
 }
+
+/// jobExecutionsRetryConfig: FAILED is retried twice (execution numbers 2 and 3, each a new
+/// next job for the device); a third failure is final and completes the SNAPSHOT job.
+/// TIMED_OUT is not retried by a FAILED criterion.
+#[test]
+fn retries_failed_executions() {
+    use otastream_jobs::{RetryConfig, RetryCriteria};
+    let mut h = Harness::new();
+    let mut s = spec("j", &["a", "b"]);
+    s.job_executions_retry_config = Some(RetryConfig {
+        criteria_list: vec![RetryCriteria {
+            failure_type: FailureType::Failed,
+            number_of_retries: 2,
+        }],
+    });
+    s.timeout_config = Some(TimeoutConfig {
+        in_progress_timeout_in_minutes: Some(1),
+    });
+    h.create(s);
+    for attempt in 1..=2u64 {
+        let actions = h.device("a", "j/update", r#"{"status":"FAILED"}"#);
+        let next = notify_next(&actions, "a");
+        assert_eq!(next.len(), 1, "attempt {attempt}");
+        assert_eq!(next[0]["execution"]["executionNumber"], attempt + 1);
+        assert_eq!(next[0]["execution"]["status"], "QUEUED");
+        let exec = &h.store.executions[&("j".into(), "a".into())];
+        assert_eq!(
+            (exec.execution_number, exec.retry_attempt),
+            (attempt + 1, attempt as u32)
+        );
+    }
+    h.device(
+        "a",
+        "j/update",
+        r#"{"status":"FAILED","executionNumber":3}"#,
+    );
+    assert_eq!(h.exec_status("j", "a"), Some(ExecutionStatus::Failed));
+    h.device("b", "start-next", "");
+    h.advance_to(h.now + MINUTE);
+    assert_eq!(h.exec_status("j", "b"), Some(ExecutionStatus::TimedOut));
+    assert_eq!(h.job_status("j"), Some(JobStatus::Completed));
+}

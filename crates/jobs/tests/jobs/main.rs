@@ -3,7 +3,7 @@
 /// Shared builders, a record store fed by `Save*` actions and reply helpers.
 mod support;
 
-/// Abort criteria and timeouts.
+/// Abort criteria, retries and timeouts.
 mod abort_timeout;
 /// The afr_ota document builder.
 mod afr_ota;

@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 
 use otastream_jobs::{
     AbortAction, AbortConfig, AbortCriteria, Action, ExecutionStatus, FailureType, JobSpec,
-    JobStatus, RolloutConfig, TargetSelection, TimeoutConfig,
+    JobStatus, RetryConfig, RetryCriteria, RolloutConfig, TargetSelection, TimeoutConfig,
 };
 use proptest::prelude::*;
 
@@ -87,8 +87,8 @@ fn device_request() -> impl Strategy<Value = (String, String)> {
 
 fn event() -> impl Strategy<Value = Event> {
     prop_oneof![
-        2 => (0..3usize, 1..16u8, any::<bool>(), prop::option::of(1..4u32), any::<bool>(), prop::option::of(1..3u64))
-            .prop_map(|(job, things, continuous, rate, abort, timeout)| Event::Create(Plan { job, things, continuous, rate, abort, timeout })),
+        2 => (0..3usize, 1..16u8, any::<bool>(), prop::option::of(1..4u32), any::<bool>(), prop::option::of(1..3u64), prop::option::of(0..3u32))
+            .prop_map(|(job, things, continuous, rate, abort, timeout, retries)| Event::Create(Plan { job, things, continuous, rate, abort, timeout, retries })),
         8 => (0..4usize, device_request()).prop_map(|(thing, (suffix, payload))| Event::Device { thing, suffix, payload }),
         1 => (0..4usize, prop_oneof![Just("j0/update"), Just("x/y/z"), Just("$next/get"), Just("notify")], prop::collection::vec(any::<u8>(), 0..24))
             .prop_map(|(thing, suffix, payload)| Event::Garbage { thing, suffix: suffix.to_owned(), payload }),
@@ -112,6 +112,7 @@ struct Plan {
     rate: Option<u32>,
     abort: bool,
     timeout: Option<u64>,
+    retries: Option<u32>,
 }
 
 fn create_spec(plan: &Plan) -> JobSpec {
@@ -122,6 +123,7 @@ fn create_spec(plan: &Plan) -> JobSpec {
         rate,
         abort,
         timeout,
+        retries,
     } = *plan;
     let mut targets: Vec<String> = (0..4)
         .filter(|i| things & (1 << i) != 0)
@@ -147,6 +149,12 @@ fn create_spec(plan: &Plan) -> JobSpec {
                 action: AbortAction::Cancel,
                 threshold_percentage: 50.0,
                 min_number_of_executed_things: 2,
+            }],
+        }),
+        job_executions_retry_config: retries.map(|n| RetryConfig {
+            criteria_list: vec![RetryCriteria {
+                failure_type: FailureType::All,
+                number_of_retries: n,
             }],
         }),
         timeout_config: timeout.map(|m| TimeoutConfig {
@@ -330,9 +338,13 @@ fn run(events: Vec<Event>) {
                 persist(&mut h, actions)
             }
             Event::DeleteExecution { job, thing, force } => {
+                let number = h
+                    .engine
+                    .execution(JOBS[job], THINGS[thing])
+                    .map_or(1, |e| e.execution_number);
                 let actions = h
                     .engine
-                    .handle_delete_job_execution(JOBS[job], THINGS[thing], 1, force, h.now)
+                    .handle_delete_job_execution(JOBS[job], THINGS[thing], number, force, h.now)
                     .unwrap_or_default();
                 h.store.apply(&actions);
                 if actions

@@ -49,7 +49,7 @@ impl Store {
         for action in actions {
             match action {
                 Action::SaveJob(job) => {
-                    self.jobs.insert(job.spec.job_id.clone(), job.clone());
+                    self.jobs.insert(job.spec.job_id.clone(), (**job).clone());
                 }
                 Action::SaveExecution(e) => {
                     self.executions
