@@ -9,7 +9,8 @@ use crate::engine::{Action, Effects, Engine};
 use crate::error::JobsError;
 use crate::execution::{ExecutionStatus, StatusDetails};
 use crate::model::{
-    AbortConfig, JobStatus, PresignedUrlConfig, RolloutConfig, TargetSelection, TimeoutConfig,
+    AbortConfig, JobStatus, PresignedUrlConfig, RetryConfig, RolloutConfig, TargetSelection,
+    TimeoutConfig,
 };
 use crate::request::validate_common;
 use crate::wire::ExecutionState;
@@ -65,6 +66,9 @@ pub struct JobDescription {
     /// Timeout config.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout_config: Option<TimeoutConfig>,
+    /// Retry config.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_executions_retry_config: Option<RetryConfig>,
 }
 
 impl Engine {
@@ -95,6 +99,7 @@ impl Engine {
             completed_at: job.completed_at.map(timestamp_secs),
             job_process_details: JobProcessDetails::new(&entry.counts, processing),
             timeout_config: job.spec.timeout_config.clone(),
+            job_executions_retry_config: job.spec.job_executions_retry_config.clone(),
         })
     }
 
