@@ -15,7 +15,7 @@
 //! - [`request`]: device request bodies shared by MQTT and HTTP (`expectedVersion` as number
 //!   or string).
 //! - [`engine`]: [`Engine`], [`Action`], restore, the change funnel, timeouts.
-//! - `lifecycle`: CreateJob, group membership, rollout release, abort, completion, cancel,
+//! - `lifecycle`: CreateJob, group membership, rollout release, abort, retry, completion, cancel,
 //!   delete (methods on [`Engine`]).
 //! - `notify`: pending order, `$next`, notify / notify-next decisions and payloads.
 //! - `device_ops`: the device operations and their iot-jobs-data HTTP face.

@@ -1,5 +1,5 @@
 //! Job lifecycle: creation and target expansion, thing-group membership events, rollout
-//! release, abort criteria, SNAPSHOT completion, cancel and delete.
+//! release, abort criteria, retries, SNAPSHOT completion, cancel and delete.
 
 use std::collections::BTreeSet;
 
