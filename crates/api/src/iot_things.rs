@@ -17,6 +17,8 @@ use serde_json::{Value, json};
 
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult, json_ok, parse_json};
+use crate::jobs::StoreGroups;
+use crate::jobs_hub::Plane;
 use crate::util::{QueryMap, epoch_seconds, now_ms, paginate, with_token};
 use crate::validate;
 
@@ -280,7 +282,10 @@ async fn add_thing_to_group(State(state): State<ApiState>, body: Bytes) -> ApiRe
             let row = json!({ "thingName": thing, "thingGroupName": group });
             s.store
                 .put_resource(MEMBER, &format!("{group}/{thing}"), Some(&group), &row)?;
-            Ok(())
+            // CONTINUOUS jobs targeting the group reach the new member.
+            s.jobs.apply(&s.store, Plane::Control, |e| {
+                Ok(((), e.handle_thing_added_to_group(&thing, &group, now_ms())))
+            })
         })
         .await?;
     Ok(json_ok(json!({})))
@@ -296,7 +301,13 @@ async fn remove_thing_from_group(
             load_group(s, &group)?;
             s.store
                 .delete_resource(MEMBER, &format!("{group}/{thing}"))?;
-            Ok(())
+            let groups = StoreGroups(s);
+            s.jobs.apply(&s.store, Plane::Control, |e| {
+                Ok((
+                    (),
+                    e.handle_thing_removed_from_group(&thing, &group, &groups, now_ms()),
+                ))
+            })
         })
         .await?;
     Ok(json_ok(json!({})))

@@ -14,20 +14,27 @@
 //! - `route`: picks the service from the credential scope and dispatches.
 //! - `s3`: `impl s3s::S3` over the store (buckets, versioning, objects, ranges, multipart).
 //! - `validate`: identifier and enum checks the CLI does not do (AWS-API.md §7.2).
-//! - `iot_things`, `iot_streams`, `acm`, `signer`, `ota`, `jobs`: one module per AWS API group.
+//! - [`jobs_hub`]: [`jobs_hub::JobsHandle`], the driver of the shared `otastream-jobs` engine
+//!   (persist, then publish through an [`jobs_hub::ActionSink`]).
+//! - `presign`: SigV4 presigned S3 GETs for `${aws:iot:s3-presigned-url:…}` (HTTP OTA).
+//! - `iot_things`, `iot_streams`, `acm`, `signer`, `ota` (+ `ota_doc`), `jobs`, `jobs_data`:
+//!   one module per AWS API group.
 //!
 //! ## Key types
 //! [`ApiConfig`] (region, account, credentials), [`ApiState`] (store + config), [`router`].
 
 pub mod error;
+pub mod jobs_hub;
 pub mod sigv4;
 
 mod acm;
 mod iot_streams;
 mod iot_things;
 mod jobs;
+mod jobs_data;
 mod ota;
 mod ota_doc;
+mod presign;
 mod route;
 mod s3;
 mod s3_list;
@@ -40,6 +47,7 @@ use std::sync::Arc;
 use otastream_store::{Store, StoreError};
 
 use crate::error::{ApiError, ApiResult};
+use crate::jobs_hub::JobsHandle;
 
 /// Access key id used when none is configured (printed at start-up by the binary).
 pub const DEV_ACCESS_KEY_ID: &str = "AKIAOTASTREAMDEV0001";
@@ -101,15 +109,30 @@ pub struct ApiState {
     pub store: Store,
     /// Configuration.
     pub config: Arc<ApiConfig>,
+    /// The jobs engine (shared with the device gateway by the server wiring).
+    pub jobs: JobsHandle,
 }
 
 impl ApiState {
     /// Builds the state and makes sure the dev code-signing certificate exists in ACM
     /// (created with the store's dev PKI on first start, found again afterwards).
     pub fn new(store: Store, config: ApiConfig) -> Result<Self, StoreError> {
+        let jobs = JobsHandle::restore(&store)?;
+        Self::with_jobs(store, config, jobs)
+    }
+
+    /// Like [`ApiState::new`] with a jobs engine the caller also hands to the device gateway.
+    /// Installs the S3 presigner (the configured key and `public_base_url`) into the engine.
+    pub fn with_jobs(
+        store: Store,
+        config: ApiConfig,
+        jobs: JobsHandle,
+    ) -> Result<Self, StoreError> {
+        jobs.set_presigner(Box::new(presign::S3Presigner::new(&config)));
         let state = Self {
             store,
             config: Arc::new(config),
+            jobs,
         };
         acm::ensure_dev_certificate(&state)?;
         Ok(state)

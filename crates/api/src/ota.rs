@@ -4,7 +4,7 @@
 //! background task then resolves every file (existing stream, signer job, custom signature, or
 //! an S3 object that it signs and streams itself), creates job `AFR_OTA-<id>` with the `afr_ota`
 //! document (PROTOCOL.md §3) and moves the update to `CREATE_COMPLETE`, or to `CREATE_FAILED`
-//! with `errorInfo`. The document is built by [`crate::ota_doc`].
+//! with `errorInfo`. The document is built by `ota_doc`.
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult, json_ok, parse_json};
-use crate::jobs::{self, JobSpec};
+use crate::jobs;
 use crate::ota_doc;
 use crate::util::{QueryMap, epoch_seconds, flag, now_ms, paginate, with_token};
 use crate::validate;
@@ -170,27 +170,22 @@ fn process(state: &ApiState, id: &str) -> ApiResult<()> {
     let outcome = ota_doc::build(state, id, &record);
     match outcome {
         Ok(built) => {
-            let spec = JobSpec {
-                targets: serde_json::from_value(record["targets"].clone()).ok(),
-                document: Some(built.document),
-                description: Some(format!("OTA update {id}")),
-                target_selection: record["targetSelection"].as_str().map(str::to_owned),
-                presigned_url_config: Some(record["awsJobPresignedUrlConfig"].clone()),
-                job_executions_rollout_config: Some(
-                    record["awsJobExecutionsRolloutConfig"].clone(),
-                )
-                .filter(|v| !v.is_null()),
-                abort_config: Some(
-                    json!({ "criteriaList": record["_abortConfig"]["abortCriteriaList"] }),
-                )
-                .filter(|_| !record["_abortConfig"].is_null()),
-                timeout_config: Some(record["_timeoutConfig"].clone()).filter(|v| !v.is_null()),
-            };
-            match jobs::create_job_record(state, &job_id(id), &spec) {
-                Ok(job) => {
+            let abort = &record["_abortConfig"]["abortCriteriaList"];
+            let body = json!({
+                "targets": record["targets"],
+                "document": built.document,
+                "description": format!("OTA update {id}"),
+                "targetSelection": record["targetSelection"],
+                "presignedUrlConfig": record["awsJobPresignedUrlConfig"],
+                "jobExecutionsRolloutConfig": record["awsJobExecutionsRolloutConfig"],
+                "abortConfig": if abort.is_array() { json!({ "criteriaList": abort }) } else { Value::Null },
+                "timeoutConfig": record["_timeoutConfig"],
+            });
+            match jobs::create_job_record(state, &job_id(id), body) {
+                Ok(arn) => {
                     record["otaUpdateStatus"] = json!("CREATE_COMPLETE");
-                    record["awsIotJobId"] = job["jobId"].clone();
-                    record["awsIotJobArn"] = job["jobArn"].clone();
+                    record["awsIotJobId"] = json!(job_id(id));
+                    record["awsIotJobArn"] = json!(arn);
                 }
                 Err(e) => fail(&mut record, e.code, &e.message),
             }
@@ -280,7 +275,7 @@ async fn delete_update(
                     format!("OTA update {id} is still being created"),
                 ));
             }
-            if force_job && s.store.get_resource("job", &job_id(&id))?.is_some() {
+            if force_job && s.jobs.read(|e| e.job(&job_id(&id)).is_some()) {
                 jobs::delete_job_record(s, &job_id(&id), true)?;
             }
             s.store.delete_resource(KIND, &id)?;

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use otastream_jobs::afr_ota::{OtaDocument, OtaFile, Protocol};
 use otastream_store::{NewStream, StreamFile, StreamRecord};
 use serde_json::{Value, json};
 
@@ -343,10 +344,17 @@ pub(crate) fn build(state: &ApiState, ota_id: &str, record: &Value) -> ApiResult
         };
         Some(iot_streams::create_record(state, &new).map_err(|e| ApiError::invalid(e.message))?)
     };
-    let protocols = record["protocols"].clone();
-    let http = protocols
+    let protocols: Vec<Protocol> = record["protocols"]
         .as_array()
-        .is_some_and(|p| p.contains(&json!("HTTP")));
+        .into_iter()
+        .flatten()
+        .filter_map(|p| match p.as_str() {
+            Some("MQTT") => Some(Protocol::Mqtt),
+            Some("HTTP") => Some(Protocol::Http),
+            _ => None,
+        })
+        .collect();
+    let http = protocols.contains(&Protocol::Http);
     let mut doc_files = Vec::new();
     let mut streams: Vec<String> = Vec::new();
     let mut next_own_id = 0u8;
@@ -371,29 +379,37 @@ pub(crate) fn build(state: &ApiState, ota_id: &str, record: &Value) -> ApiResult
         if !streams.contains(&record.id) {
             streams.push(record.id.clone());
         }
-        let mut entry = json!({ "filepath": r.filepath, "filesize": file.size, "fileid": file_id, "certfile": r.certfile });
-        if let Some(t) = &r.file_type {
-            entry["fileType"] = t.clone();
-        }
-        if http {
-            let url = format!(
-                "{}/{}/{}?versionId={}",
-                state.config.public_base_url, file.bucket, file.key, file.version_id
-            );
-            entry["update_data_url"] = json!(format!("${{aws:iot:s3-presigned-url:{url}}}"));
-            entry["auth_scheme"] = json!("aws.s3.presigned");
-        }
-        entry[r.sig_key.as_str()] = json!(r.signature);
-        doc_files.push(entry);
+        let url = format!(
+            "{}/{}/{}?versionId={}",
+            state.config.public_base_url, file.bucket, file.key, file.version_id
+        );
+        doc_files.push(OtaFile {
+            file_path: r.filepath.clone(),
+            file_size: file.size,
+            file_id: u32::from(file_id),
+            cert_file: r.certfile.clone(),
+            file_type: r
+                .file_type
+                .as_ref()
+                .and_then(Value::as_u64)
+                .and_then(|t| u32::try_from(t).ok()),
+            attr: None,
+            update_data_url: http.then(|| format!("${{aws:iot:s3-presigned-url:{url}}}")),
+            signature_key: r.sig_key.clone(),
+            signature: r.signature.clone(),
+        });
     }
-    let mut afr_ota = json!({ "protocols": protocols, "files": doc_files });
-    if protocols
-        .as_array()
-        .is_some_and(|p| p.contains(&json!("MQTT")))
-    {
-        afr_ota["streamname"] = json!(streams.first());
+    let stream_name = streams
+        .first()
+        .cloned()
+        .filter(|_| protocols.contains(&Protocol::Mqtt));
+    let document = OtaDocument {
+        protocols,
+        stream_name,
+        files: doc_files,
     }
-    let document = json!({ "afr_ota": afr_ota }).to_string();
+    .to_json()
+    .map_err(|e| ApiError::invalid(e.to_string()))?;
     Ok(Built {
         document,
         files,

@@ -18,7 +18,7 @@ use tower::ServiceExt;
 
 use crate::error::ApiError;
 use crate::sigv4::{self, SigningKey};
-use crate::{ApiState, acm, iot_streams, iot_things, jobs, ota, s3, signer};
+use crate::{ApiState, acm, iot_streams, iot_things, jobs, jobs_data, ota, s3, signer};
 
 /// Largest control-plane (JSON) request body accepted.
 const MAX_JSON_BODY: usize = 8 << 20;
@@ -112,7 +112,7 @@ pub(crate) fn router(state: ApiState) -> axum::Router {
         acm: acm::routes()
             .fallback(unknown_operation)
             .with_state(state.clone()),
-        jobs_data: jobs::data_routes()
+        jobs_data: jobs_data::routes()
             .fallback(unknown_operation)
             .with_state(state),
         key,

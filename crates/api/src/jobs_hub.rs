@@ -1,0 +1,196 @@
+//! The driver of the sans-IO jobs engine (`otastream-jobs`) on the control-plane side.
+//!
+//! [`JobsHandle`] owns the shared [`Engine`] behind a mutex. [`JobsHandle::apply`] runs one
+//! engine call and then carries out its actions in order: `Save*` / `Delete*` actions are
+//! written to the store in ONE transaction before anything is published, and publish actions
+//! (`Reply`, `Notify`, `NotifyNext`) go to the [`ActionSink`] (the device gateway when the
+//! server wires one in; dropped otherwise). Records: `job/<jobId>` holds a serialized [`Job`],
+//! `job-execution/<jobId>/<thing>` a [`JobExecution`] with the job as parent.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use otastream_jobs::engine::{Action, Engine, Presigner};
+use otastream_jobs::error::JobsError;
+use otastream_jobs::execution::JobExecution;
+use otastream_jobs::model::Job;
+use otastream_store::{Store, StoreError};
+
+use crate::error::{ApiError, ApiResult};
+use crate::util::now_ms;
+
+/// Resource kind of persisted jobs.
+pub const JOB_KIND: &str = "job";
+/// Resource kind of persisted executions (id `<jobId>/<thing>`, parent `<jobId>`).
+pub const EXECUTION_KIND: &str = "job-execution";
+
+/// Which API a request came through: errors are encoded differently (AWS-API.md §4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plane {
+    /// The iot control plane.
+    Control,
+    /// iot-jobs-data.
+    Data,
+}
+
+/// Receives the publish actions of the engine (MQTT replies and notifications).
+pub trait ActionSink: Send + Sync {
+    /// Publishes `action` (one of `Reply`, `Notify`, `NotifyNext`).
+    fn publish(&self, action: Action);
+}
+
+/// A sink that drops publications (no device gateway attached).
+struct NoDevices;
+
+impl ActionSink for NoDevices {
+    fn publish(&self, action: Action) {
+        tracing::debug!(topic = ?action.topic(), "no device gateway attached; publication dropped");
+    }
+}
+
+/// The jobs engine shared by the control plane and (through the server wiring) the gateway.
+#[derive(Clone)]
+pub struct JobsHandle {
+    engine: Arc<Mutex<Engine>>,
+    sink: Arc<dyn ActionSink>,
+}
+
+impl JobsHandle {
+    /// Rebuilds the engine from the persisted jobs and executions.
+    pub fn restore(store: &Store) -> Result<Self, StoreError> {
+        let decode = |kind: &str| -> Result<Vec<serde_json::Value>, StoreError> {
+            Ok(store
+                .list_resources(kind, None)?
+                .into_iter()
+                .map(|(_, v)| v)
+                .collect())
+        };
+        let jobs: Vec<Job> = decode(JOB_KIND)?
+            .into_iter()
+            .map(serde_json::from_value)
+            .collect::<Result<_, _>>()?;
+        let execs: Vec<JobExecution> = decode(EXECUTION_KIND)?
+            .into_iter()
+            .map(serde_json::from_value)
+            .collect::<Result<_, _>>()?;
+        let engine = Engine::restore(jobs, execs, now_ms());
+        Ok(Self {
+            engine: Arc::new(Mutex::new(engine)),
+            sink: Arc::new(NoDevices),
+        })
+    }
+
+    /// Sends publish actions to `sink` from now on.
+    pub fn with_sink(mut self, sink: Arc<dyn ActionSink>) -> Self {
+        self.sink = sink;
+        self
+    }
+
+    /// Installs the presigner for `${aws:iot:s3-presigned-url:…}` placeholders.
+    pub fn set_presigner(&self, presigner: Box<dyn Presigner>) {
+        self.lock().set_presigner(presigner);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Engine> {
+        self.engine.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Reads the engine.
+    pub fn read<T>(&self, f: impl FnOnce(&Engine) -> T) -> T {
+        f(&self.lock())
+    }
+
+    /// Runs a mutating engine call, persists its records, then publishes. Blocking (store I/O).
+    pub fn apply<T>(
+        &self,
+        store: &Store,
+        plane: Plane,
+        f: impl FnOnce(&mut Engine) -> Result<(T, Vec<Action>), JobsError>,
+    ) -> ApiResult<T> {
+        let mut engine = self.lock();
+        let (out, actions) = f(&mut engine).map_err(|e| match plane {
+            Plane::Control => jobs_error(e),
+            Plane::Data => data_plane_error(e),
+        })?;
+        persist(store, &actions)?;
+        drop(engine);
+        for action in actions.into_iter().filter(|a| a.topic().is_some()) {
+            self.sink.publish(action);
+        }
+        Ok(out)
+    }
+
+    /// Fires due timeouts and rollout releases forever (spawn it once per server).
+    pub async fn run_timers(self, store: Store) {
+        loop {
+            let now = now_ms();
+            let due = self.read(Engine::poll_timeout);
+            if due.is_some_and(|d| d <= now) {
+                let (handle, store) = (self.clone(), store.clone());
+                let run = tokio::task::spawn_blocking(move || {
+                    handle.apply(&store, Plane::Control, |e| Ok(((), e.handle_timeout(now))))
+                });
+                if let Ok(Err(e)) = run.await {
+                    tracing::error!(error = %e.message, "jobs timers could not be persisted");
+                }
+                continue;
+            }
+            let wait = due.map_or(1000, |d| (d - now).min(1000));
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+        }
+    }
+}
+
+/// Writes the persistence actions in one transaction (nothing is published before it commits).
+fn persist(store: &Store, actions: &[Action]) -> ApiResult<()> {
+    if !actions.iter().any(|a| a.topic().is_none()) {
+        return Ok(());
+    }
+    store.transaction(|tx| {
+        for action in actions {
+            match action {
+                Action::SaveJob(job) => tx.put_resource(
+                    JOB_KIND,
+                    &job.spec.job_id,
+                    None,
+                    &serde_json::to_value(job)?,
+                )?,
+                Action::SaveExecution(e) => {
+                    let id = format!("{}/{}", e.job_id, e.thing_name);
+                    tx.put_resource(
+                        EXECUTION_KIND,
+                        &id,
+                        Some(&e.job_id),
+                        &serde_json::to_value(e)?,
+                    )?;
+                }
+                Action::DeleteJob { job_id } => {
+                    for (id, _) in tx.list_resources(EXECUTION_KIND, Some(job_id))? {
+                        tx.delete_resource(EXECUTION_KIND, &id)?;
+                    }
+                    tx.delete_resource(JOB_KIND, job_id)?;
+                }
+                Action::DeleteExecution { job_id, thing } => {
+                    tx.delete_resource(EXECUTION_KIND, &format!("{job_id}/{thing}"))?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// The control-plane wire error of an engine refusal.
+pub(crate) fn jobs_error(e: JobsError) -> ApiError {
+    let (status, code) = e.control_plane_error();
+    let status = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_REQUEST);
+    ApiError::new(status, code, e.to_string())
+}
+
+/// The iot-jobs-data wire error of an engine refusal.
+pub(crate) fn data_plane_error(e: JobsError) -> ApiError {
+    let (status, code) = e.data_plane_error();
+    let status = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_REQUEST);
+    ApiError::new(status, code, e.to_string())
+}
