@@ -13,6 +13,7 @@
 //! - `db.rs`: schema and migrations (`PRAGMA user_version`), the generic JSON resource table, [`Tx`].
 //! - `files.rs`: temp file → fsync → rename → directory fsync; the crash sweep.
 //! - `buckets.rs`: buckets and their versioning state ([`BucketInfo`], [`Versioning`]).
+//! - `versions.rs`: the `versions` table (rows, delete markers, the `"null"` version rules).
 //! - `objects.rs`: versioned objects ([`PutMeta`], [`ObjectInfo`], [`Object`], [`DeleteOutcome`], [`VersionEntry`]).
 //! - `multipart.rs`: multipart uploads (part files under `parts/`, ETag `"md5-of-md5s-N"`).
 //! - `streams.rs`: AWS IoT stream records ([`NewStream`], [`StreamRecord`], ...) and the cached
@@ -51,6 +52,7 @@ mod multipart;
 mod objects;
 pub mod pki;
 mod streams;
+mod versions;
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};

@@ -13,7 +13,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
 
 use crate::db::{self, json_column, now_ms, to_i64, to_u64};
-use crate::objects::live_version;
+use crate::versions::live_version;
 use crate::{Store, StoreError};
 
 /// Longest stream id AWS accepts.
