@@ -1,0 +1,356 @@
+//! Whole jobs over MQTT streams against the simulated endpoint.
+
+use otastream_chunker::BlockSize;
+use otastream_device::{AppVersion, DeviceConfig, Event, FailReason, Protocol};
+use sha2::{Digest, Sha256};
+
+use crate::sim::{JOB, Signer, Sim, test_image};
+
+fn config(signer: &Signer) -> DeviceConfig {
+    let mut cfg = DeviceConfig::new(crate::sim::THING);
+    cfg.code_signing_cert_pem = Some(signer.cert_pem.clone());
+    cfg.firmware_version = AppVersion::new(0, 0, 10);
+    cfg.new_image_version = Some(AppVersion::new(0, 0, 20));
+    cfg.keep_image = true;
+    cfg
+}
+
+fn signed_sim(cfg: DeviceConfig, size: usize, signer: &Signer) -> Sim {
+    let mut sim = Sim::new(cfg, test_image(size));
+    let sig = signer.sign_b64(&sim.image);
+    sim.job_document = Some(sim.mqtt_document(&sig));
+    sim
+}
+
+/// A 100 KB firmware job with the agent's defaults: every block once, signature verified, the
+/// self-test handshake with the exact status strings of PROTOCOL.md §3.5, version now 0.0.20.
+#[test]
+fn firmware_job_end_to_end_with_self_test() {
+    let signer = Signer::new();
+    let mut sim = signed_sim(config(&signer), 100_000, &signer);
+    sim.connect();
+    sim.run();
+    let blocks = 100_000u32.div_ceil(4096);
+    assert_eq!(sim.agent.stats().blocks, u64::from(blocks));
+    assert_eq!(sim.agent.stats().bytes, 100_000);
+    assert_eq!(sim.agent.stats().duplicates, 0);
+    assert_eq!(
+        sim.agent.stats().requests,
+        u64::from(blocks),
+        "n = 1: one request per block"
+    );
+    assert_eq!(sim.agent.stats().retries, 0);
+    assert_eq!(
+        sim.updates,
+        [
+            r#"{"status":"IN_PROGRESS","statusDetails":{"receive":"1/25"}}"#,
+            r#"{"status":"IN_PROGRESS","statusDetails":{"self_test":"ready","updatedBy":"0x0000000a"}}"#,
+            r#"{"status":"IN_PROGRESS","statusDetails":{"self_test":"active","updatedBy":"0x00000014"}}"#,
+            r#"{"status":"SUCCEEDED","statusDetails":{"reason":"accepted  v0.0.20","updatedBy":"  v0.0.10"}}"#,
+        ]
+    );
+    assert_eq!(sim.agent.running_version(), AppVersion::new(0, 0, 20));
+    let sha: [u8; 32] = Sha256::digest(&sim.image).into();
+    assert!(
+        sim.events
+            .contains(&Event::DownloadComplete { sha256: sha })
+    );
+    assert!(sim.events.contains(&Event::Verified { checked: true }));
+    assert!(sim.events.contains(&Event::Succeeded {
+        job_id: JOB.to_owned(),
+        version: AppVersion::new(0, 0, 20)
+    }));
+    assert_eq!(sim.agent.stats().reboots, 1, "the activation reboot");
+    assert_eq!(sim.agent.poll_timeout(), None, "self-test timer stopped");
+}
+
+/// A signature made by another key fails the job with the PAL code 0xe3 after the whole file.
+#[test]
+fn bad_signature_fails_the_job() {
+    let signer = Signer::new();
+    let other = Signer::new();
+    let mut sim = Sim::new(config(&signer), test_image(10_000));
+    let sig = other.sign_b64(&sim.image);
+    sim.job_document = Some(sim.mqtt_document(&sig));
+    sim.connect();
+    sim.run();
+    assert_eq!(
+        sim.updates.last().unwrap(),
+        r#"{"status":"FAILED","statusDetails":{"reason":"0x000000e3: 0x00000000"}}"#
+    );
+    assert_eq!(sim.agent.stats().blocks, 3);
+    assert_eq!(
+        sim.agent.running_version(),
+        AppVersion::new(0, 0, 10),
+        "nothing activated"
+    );
+    assert_eq!(sim.count(|e| matches!(e, Event::Failed { .. })), 1);
+}
+
+/// A new image that reports the updater's own version is rejected at self test
+/// (`OtaErrSameFirmwareVersion`) and rolled back.
+#[test]
+fn same_version_image_is_rejected_at_self_test() {
+    let signer = Signer::new();
+    let mut cfg = config(&signer);
+    cfg.new_image_version = Some(cfg.firmware_version);
+    let mut sim = signed_sim(cfg, 10_000, &signer);
+    sim.connect();
+    sim.run();
+    assert_eq!(
+        sim.updates.last().unwrap(),
+        r#"{"status":"FAILED","statusDetails":{"reason":"rejected: 0x00000010"}}"#
+    );
+    assert_eq!(sim.agent.running_version(), AppVersion::new(0, 0, 10));
+}
+
+/// Without `statusDetails` coming back after the reboot the self test cannot complete: the
+/// image is rejected with `OtaErrImageStateMismatch` (the server rule of PROTOCOL.md §2.8.4).
+#[test]
+fn lost_status_details_break_the_self_test() {
+    let signer = Signer::new();
+    let mut sim = signed_sim(config(&signer), 10_000, &signer);
+    sim.omit_status_details = true;
+    sim.connect();
+    sim.run();
+    assert_eq!(
+        sim.updates.last().unwrap(),
+        r#"{"status":"FAILED","statusDetails":{"reason":"rejected: 0x00000011"}}"#
+    );
+    assert_eq!(sim.agent.running_version(), AppVersion::new(0, 0, 10));
+}
+
+/// No job document after activation within 16 s: roll back.
+#[test]
+fn self_test_timer_rolls_back() {
+    let signer = Signer::new();
+    let mut sim = signed_sim(config(&signer), 5_000, &signer);
+    sim.forget_job_when_ready = true;
+    sim.connect();
+    sim.run_messages();
+    assert!(
+        sim.events.contains(&Event::NoJob),
+        "the reply after the activation reboot"
+    );
+    let deadline = sim.agent.poll_timeout().unwrap();
+    sim.run();
+    assert_eq!(sim.now, deadline);
+    assert!(sim.events.contains(&Event::SelfTestTimedOut));
+    assert_eq!(sim.agent.running_version(), AppVersion::new(0, 0, 10));
+}
+
+/// Lost data messages: the agent waits for its 10 s request timer and asks again.
+#[test]
+fn lost_blocks_are_recovered_by_the_request_timer() {
+    let signer = Signer::new();
+    let mut sim = signed_sim(config(&signer), 40_000, &signer);
+    sim.lose_once.extend([1, 5]);
+    let start = sim.now;
+    sim.connect();
+    sim.run();
+    assert_eq!(sim.agent.stats().retries, 2);
+    assert_eq!(sim.agent.stats().blocks, 10);
+    assert!(
+        sim.now - start >= 20_000,
+        "two 10 s waits on the simulated clock"
+    );
+    assert!(sim.updates.last().unwrap().contains("SUCCEEDED"));
+}
+
+/// Every data message sent twice: duplicates are ignored and do not advance the pipeline.
+#[test]
+fn duplicate_blocks_are_ignored() {
+    let signer = Signer::new();
+    let mut sim = signed_sim(config(&signer), 40_000, &signer);
+    sim.duplicate_everything = true;
+    sim.connect();
+    sim.run();
+    assert_eq!(sim.agent.stats().blocks, 10);
+    assert_eq!(sim.agent.stats().duplicates, 9);
+    assert_eq!(
+        sim.agent.stats().stray,
+        1,
+        "the last block's copy arrives after completion"
+    );
+    assert_eq!(sim.agent.stats().requests, 10);
+    assert!(sim.updates.last().unwrap().contains("SUCCEEDED"));
+}
+
+/// A job document mid-download (a server that repeats notify-next) restarts the transfer from
+/// block 0 — counted, so end-to-end tests can prove our server never does it.
+#[test]
+fn job_document_mid_download_restarts_from_block_zero() {
+    let signer = Signer::new();
+    let mut sim = signed_sim(config(&signer), 40_000, &signer);
+    sim.connect();
+    while sim.agent.stats().blocks < 4 {
+        assert!(sim.deliver_one());
+    }
+    sim.push_notify_next();
+    sim.run();
+    assert_eq!(sim.agent.stats().restarts, 1);
+    assert_eq!(sim.count(|e| matches!(e, Event::DownloadRestarted)), 1);
+    assert_eq!(
+        sim.agent.stats().blocks,
+        15,
+        "4 blocks, the one already in flight, then all 10 again"
+    );
+    assert!(sim.updates.last().unwrap().contains("SUCCEEDED"));
+}
+
+/// Fast mode: 32 blocks per request needs ceil(N / 32) requests where n = 1 needs N.
+#[test]
+fn n1_and_n32_request_counts() {
+    let signer = Signer::new();
+    for (n, expected) in [(1u32, 300u64), (32, 10)] {
+        let mut cfg = config(&signer).fast(n);
+        cfg.blocks_per_request = n;
+        let mut sim = signed_sim(cfg, 300 * 4096, &signer);
+        sim.connect();
+        sim.run();
+        assert_eq!(sim.agent.stats().requests, expected, "n = {n}");
+        assert_eq!(sim.agent.stats().blocks, 300);
+        assert_eq!(
+            sim.updates.iter().filter(|u| u.contains("receive")).count(),
+            5,
+            "progress at 1, 64, 128, 192, 256"
+        );
+        assert!(sim.updates.last().unwrap().contains("SUCCEEDED"));
+    }
+}
+
+/// A server that never answers: the agent gives up after 32 requests without progress.
+#[test]
+fn momentum_abort_after_32_silent_requests() {
+    let signer = Signer::new();
+    let mut sim = signed_sim(config(&signer), 40_000, &signer);
+    sim.lose_once.extend(0..10);
+    sim.connect();
+    sim.run_messages();
+    // From now on every request goes unanswered.
+    let mut loop_requests = 0;
+    while let Some(deadline) = sim.agent.poll_timeout() {
+        sim.now = deadline;
+        sim.agent.handle_timeout(sim.now);
+        while let Some(t) = sim.agent.poll_transmit() {
+            if matches!(
+                t,
+                otastream_device::Transmit::Publish {
+                    kind: otastream_device::PublishKind::StreamRequest,
+                    ..
+                }
+            ) {
+                loop_requests += 1;
+            }
+        }
+        while let Some(e) = sim.agent.poll_event() {
+            sim.events.push(e);
+        }
+    }
+    assert_eq!(sim.agent.stats().requests, 32);
+    assert_eq!(loop_requests, 31, "the first request came before the loop");
+    assert!(sim.events.contains(&Event::Failed {
+        job_id: Some(JOB.to_owned()),
+        reason: FailReason::Aborted(0)
+    }));
+}
+
+/// Reboot fault: the AWS agent starts the file again; `resume_from_bitmap` continues it.
+#[test]
+fn reboot_mid_download_restarts_or_resumes() {
+    let signer = Signer::new();
+    for (resume, blocks) in [(false, 16u64), (true, 10)] {
+        let mut cfg = config(&signer);
+        cfg.faults.reboot_at_block = Some(6);
+        cfg.resume_from_bitmap = resume;
+        let mut sim = signed_sim(cfg, 40_000, &signer);
+        sim.connect();
+        sim.run();
+        assert_eq!(sim.agent.stats().blocks, blocks, "resume = {resume}");
+        let resumed = sim.events.iter().find_map(|e| match e {
+            Event::JobReceived { resumed_blocks, .. } if *resumed_blocks > 0 => {
+                Some(*resumed_blocks)
+            }
+            _ => None,
+        });
+        assert_eq!(resumed, resume.then_some(6));
+        assert!(
+            sim.updates.last().unwrap().contains("SUCCEEDED"),
+            "resume = {resume}"
+        );
+    }
+}
+
+/// Seeded 30 % loss: the download still completes, and two runs with the same seed agree.
+#[test]
+fn seeded_loss_is_deterministic_and_recovered() {
+    let signer = Signer::new();
+    let run = || {
+        let mut cfg = config(&signer).fast(8);
+        cfg.faults.drop_data_percent = 30.0;
+        cfg.faults.seed = 42;
+        let mut sim = signed_sim(cfg, 64 * 1024, &signer);
+        sim.connect();
+        sim.run();
+        assert!(sim.updates.last().unwrap().contains("SUCCEEDED"));
+        sim.agent.stats().clone()
+    };
+    let a = run();
+    assert!(a.dropped > 0 && a.retries > 0, "{a:?}");
+    assert_eq!(a.blocks, 16);
+    assert_eq!(a, run());
+}
+
+/// A plain stream download without jobs (load-test stream mode).
+#[test]
+fn stream_download_without_a_job() {
+    let mut cfg = DeviceConfig::new(crate::sim::THING).fast(4);
+    cfg.use_jobs = false;
+    cfg.block_size = BlockSize::new(1024).unwrap();
+    let mut sim = Sim::new(cfg, test_image(10_000));
+    sim.connect();
+    assert!(sim.subscriptions.is_empty(), "no jobs topics");
+    sim.agent
+        .start_stream_download(sim.now, crate::sim::STREAM, 0, 10_000);
+    sim.pump();
+    sim.run();
+    assert_eq!(sim.agent.stats().blocks, 10);
+    assert_eq!(sim.agent.stats().requests, 3);
+    assert!(sim.updates.is_empty());
+    assert!(matches!(
+        sim.events.last(),
+        Some(Event::DownloadComplete { .. })
+    ));
+}
+
+/// A job that offers no protocol the document can serve, and unusable documents.
+#[test]
+fn unusable_jobs_fail_with_agent_codes() {
+    let mut sim = Sim::new(DeviceConfig::new(crate::sim::THING), test_image(100));
+    let mut doc = sim.mqtt_document("");
+    doc["afr_ota"]["protocols"] = serde_json::json!(["HTTP"]);
+    sim.job_document = Some(doc);
+    sim.connect();
+    sim.run();
+    assert_eq!(
+        sim.updates,
+        [r#"{"status":"FAILED","statusDetails":{"reason":"0x0000000d: 0x00000000"}}"#]
+    );
+    let mut sim = Sim::new(DeviceConfig::new(crate::sim::THING), test_image(100));
+    let mut doc = sim.mqtt_document("");
+    doc["afr_ota"]["files"][0]["filesize"] = serde_json::json!(0);
+    sim.job_document = Some(doc);
+    sim.connect();
+    sim.run();
+    assert_eq!(
+        sim.updates,
+        [r#"{"status":"FAILED","statusDetails":{"reason":"0x0000000c: 0x00000003"}}"#]
+    );
+    assert!(sim.events.iter().all(|e| !matches!(
+        e,
+        Event::JobReceived {
+            protocol: Protocol::Mqtt,
+            ..
+        }
+    )));
+}
