@@ -4,7 +4,7 @@
 mod common;
 
 use base64::Engine;
-use common::{TestServer, firmware};
+use common::{TestServer, firmware, http_get};
 use p256::ecdsa::signature::Verifier;
 use serde_json::{Value, json};
 
@@ -300,6 +300,60 @@ fn seed_workflow_with_the_aws_cli() {
     assert_eq!(file["certfile"], "/certs/custom.pem");
     assert_eq!(file["auth_scheme"], "aws.s3.presigned");
 
+    // HTTP data path: the device's copy of the document carries a fresh presigned URL.
+    let described = server.aws(&[
+        "iot-jobs-data",
+        "describe-job-execution",
+        "--job-id",
+        "AFR_OTA-ota_v2",
+        "--thing-name",
+        "dev2",
+        "--include-job-document",
+    ]);
+    let device_doc: Value = serde_json::from_str(
+        described["execution"]["jobDocument"]
+            .as_str()
+            .expect("document"),
+    )
+    .expect("json");
+    let url = device_doc["afr_ota"]["files"][0]["update_data_url"]
+        .as_str()
+        .expect("url")
+        .to_owned();
+    assert!(
+        url.starts_with(&server.endpoint()) && url.contains("X-Amz-Signature="),
+        "{url}"
+    );
+    let (status, head, body) = http_get(&url, &[("Range", "bytes=4096-8191")]);
+    assert_eq!(status, 206, "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains(&format!("content-range: bytes 4096-8191/{}", fw.len())),
+        "{head}"
+    );
+    assert_eq!(body, fw[4096..8192]);
+    let at = url.find("X-Amz-Signature=").expect("signature") + "X-Amz-Signature=".len();
+    let flipped = if &url[at..=at] == "0" { "1" } else { "0" };
+    let tampered = format!("{}{flipped}{}", &url[..at], &url[at + 1..]);
+    assert_eq!(http_get(&tampered, &[]).0, 403);
+    // The device takes the job: the control plane sees the execution move.
+    let started = server.aws(&[
+        "iot-jobs-data",
+        "start-next-pending-job-execution",
+        "--thing-name",
+        "dev2",
+    ]);
+    assert_eq!(started["execution"]["status"], "IN_PROGRESS");
+    let exec = server.aws(&[
+        "iot",
+        "describe-job-execution",
+        "--job-id",
+        "AFR_OTA-ota_v2",
+        "--thing-name",
+        "dev2",
+    ]);
+    assert_eq!(exec["execution"]["status"], "IN_PROGRESS");
+
     // Variant 3: s3Location + startSigningJobParameter with a new profile: otastream signs and streams.
     let v3 = json!([{ "fileName": "/device/app.bin", "fileVersion": "1",
         "fileLocation": { "s3Location": { "bucket": BUCKET, "key": "fw/app.bin", "version": version } },
@@ -379,7 +433,7 @@ fn seed_workflow_with_the_aws_cli() {
     assert_eq!(
         (
             job["status"].clone(),
-            job["jobProcessDetails"]["numberOfQueuedThings"].clone()
+            job["jobProcessDetails"]["numberOfInProgressThings"].clone()
         ),
         (json!("IN_PROGRESS"), json!(1))
     );

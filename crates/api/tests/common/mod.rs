@@ -148,6 +148,23 @@ impl TestServer {
         err
     }
 
+    /// [`TestServer::aws`] with the arguments of one whitespace-separated line.
+    pub fn cli(&self, line: &str) -> Value {
+        self.aws(&line.split_whitespace().collect::<Vec<_>>())
+    }
+
+    /// [`TestServer::aws_err`] with the arguments of one whitespace-separated line.
+    pub fn cli_err(&self, code: &str, line: &str) -> String {
+        self.aws_err(code, &line.split_whitespace().collect::<Vec<_>>())
+    }
+
+    /// Writes `value` as JSON into the scratch dir; returns the `file://` argument for it.
+    pub fn json_file(&self, name: &str, value: &Value) -> String {
+        let path = self.scratch(name);
+        std::fs::write(&path, value.to_string()).expect("write json file");
+        format!("file://{}", path.display())
+    }
+
     /// Runs a python3 script (boto3) with the endpoint as argv[1]; returns stdout.
     pub fn python(&self, script: &Path) -> String {
         let mut cmd = Command::new("python3");
@@ -202,4 +219,33 @@ pub fn firmware(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[1] ^ seed)
         .collect()
+}
+
+/// A plain HTTP/1.1 GET (no signing) of `url` on 127.0.0.1: (status, headers, body).
+pub fn http_get(url: &str, extra_headers: &[(&str, &str)]) -> (u16, String, Vec<u8>) {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").expect("http url");
+    let (authority, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
+    let mut stream = std::net::TcpStream::connect(authority).expect("connect");
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n");
+    for (k, v) in extra_headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).expect("write");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("header end");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    (status, head, raw[split + 4..].to_vec())
 }
