@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use gateway_support::{Device, Seen, TestServer, image, sha256};
 use otastream_chunker::Format;
-use rumqttc::{QoS, SubscribeReasonCode};
+use rumqttc::{LastWill, QoS, SubscribeReasonCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -238,6 +238,24 @@ async fn two_devices_exchange_ordinary_messages_through_the_broker() -> anyhow::
         )
         .await?;
     assert_eq!(&a.next_publish().await?.payload[..], b"reboot");
+
+    // A device that vanishes without DISCONNECT has its last will published.
+    let will = LastWill::new(
+        "fleet/dev-c/status",
+        b"offline".to_vec(),
+        QoS::AtMostOnce,
+        false,
+    );
+    let c = Device::tcp_with(t.server.mqtt_addr, "dev-c", |o| {
+        o.set_last_will(will);
+    })
+    .await?;
+    drop(c);
+    let got = b.next_publish().await?;
+    assert_eq!(
+        (got.topic.as_str(), &got.payload[..]),
+        ("fleet/dev-c/status", &b"offline"[..])
+    );
     Ok(())
 }
 
@@ -298,6 +316,78 @@ async fn a_malformed_packet_disconnects_only_its_sender() -> anyhow::Result<()> 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_that_stops_reading_only_slows_itself() -> anyhow::Result<()> {
+    let t = TestServer::start_with(|cfg| {
+        cfg.gateway.connection.write_stall_timeout = Duration::from_secs(2)
+    })
+    .await?;
+    t.create_stream("fw", 0, image(MIB, 7)).await?;
+    // A raw client asks for 300 × 128 KiB and never reads a byte of it.
+    let mut stuck = TcpStream::connect(t.server.mqtt_addr).await?;
+    stuck.write_all(&raw_connect("dev-stuck")).await?;
+    let mut connack = [0u8; 4];
+    stuck.read_exact(&mut connack).await?;
+    let topic = b"$aws/things/dev-stuck/streams/fw/get/json";
+    let body = br#"{"f":0,"l":4096,"n":32}"#;
+    let mut publish = vec![
+        0x30,
+        (2 + topic.len() + body.len()) as u8,
+        0,
+        topic.len() as u8,
+    ];
+    publish.extend_from_slice(topic);
+    publish.extend_from_slice(body);
+    for _ in 0..300 {
+        stuck.write_all(&publish).await?;
+    }
+
+    // Everyone else is served at full speed meanwhile.
+    let mut good = Device::tcp(t.server.mqtt_addr, "dev-fine").await?;
+    let (got, _) = good
+        .download("fw", Format::Cbor, MIB, 4096, Some(32))
+        .await?;
+    assert_eq!(sha256(&got), sha256(&image(MIB, 7)));
+
+    // The stuck device is disconnected once its queue stayed full for the stall timeout.
+    wait_until(|| t.server.gateway.connected_things() == 1).await?;
+    let mut drained = Vec::new();
+    let closed =
+        tokio::time::timeout(Duration::from_secs(20), stuck.read_to_end(&mut drained)).await?;
+    // EOF, or a reset when requests it sent were still unread on the server: closed either way.
+    if let Err(e) = closed {
+        assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
+    }
+    assert!(
+        drained.len() < 300 * 131_072,
+        "the stuck device got everything it asked for"
+    );
+    Ok(())
+}
+
+/// An MQTT 3.1.1 CONNECT (clean session, keep-alive 30 s) for `client_id`.
+fn raw_connect(client_id: &str) -> Vec<u8> {
+    let id = client_id.as_bytes();
+    let mut p = vec![
+        0x10,
+        (12 + id.len()) as u8,
+        0,
+        4,
+        b'M',
+        b'Q',
+        b'T',
+        b'T',
+        4,
+        2,
+        0,
+        30,
+        0,
+        id.len() as u8,
+    ];
+    p.extend_from_slice(id);
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_connections_blocks_bytes_and_rejects() -> anyhow::Result<()> {
     let t = TestServer::start().await?;
     t.create_stream("fw", 0, image(20_000, 6)).await?;
@@ -329,7 +419,8 @@ async fn metrics_count_connections_blocks_bytes_and_rejects() -> anyhow::Result<
 }
 
 async fn wait_until(mut cond: impl FnMut() -> bool) -> anyhow::Result<()> {
-    for _ in 0..200 {
+    // Up to 20 s: generous for a loaded CI machine; the condition usually holds within 3 s.
+    for _ in 0..800 {
         if cond() {
             return Ok(());
         }

@@ -30,8 +30,15 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a server after `tune` adjusted its configuration.
+    pub async fn start_with(tune: impl FnOnce(&mut ServerConfig)) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
-        let server = server::start(ServerConfig::ephemeral(dir.path())).await?;
+        let mut cfg = ServerConfig::ephemeral(dir.path());
+        tune(&mut cfg);
+        let server = server::start(cfg).await?;
         Ok(Self { server, _dir: dir })
     }
 
@@ -106,11 +113,23 @@ impl Device {
         Self::connect(options(thing, addr.port()), thing).await
     }
 
+    /// Connects over plain TCP after `tune` adjusted the client options.
+    pub async fn tcp_with(
+        addr: std::net::SocketAddr,
+        thing: &str,
+        tune: impl FnOnce(&mut MqttOptions),
+    ) -> anyhow::Result<Self> {
+        let mut opts = options(thing, addr.port());
+        tune(&mut opts);
+        Self::connect(opts, thing).await
+    }
+
     /// Connects with a persistent (clean_session = false) session over plain TCP.
     pub async fn tcp_persistent(addr: std::net::SocketAddr, thing: &str) -> anyhow::Result<Self> {
-        let mut opts = options(thing, addr.port());
-        opts.set_clean_session(false);
-        Self::connect(opts, thing).await
+        Self::tcp_with(addr, thing, |o| {
+            o.set_clean_session(false);
+        })
+        .await
     }
 
     /// Connects over TLS, trusting `ca_pem`, with `client` = (cert PEM, key PEM) if given.

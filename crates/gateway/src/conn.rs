@@ -23,10 +23,16 @@ use crate::reserved::ReservedTopics;
 use crate::session::{self, Action, CloseReason, Identity, Session};
 use crate::wire::{MAX_INCOMING_PACKET, Outbound};
 
+/// Replies accumulated while parsing buffered packets are handed to the writer once they reach
+/// this size, so one queue slot holds at most this much plus one request's answer (≤ 128 KiB of
+/// blocks, a third more as JSON).
+const FLUSH_THRESHOLD: usize = 64 * 1024;
+
 /// Tunables of the connection driver.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionConfig {
-    /// Reply batches queued per connection before the reader waits (the bounded outbound queue).
+    /// Reply batches queued per connection before the reader waits (the bounded outbound queue;
+    /// a batch is at most about 64 KiB plus one request's answer).
     pub outbound_batches: usize,
     /// Time allowed for the TLS handshake plus CONNECT.
     pub connect_timeout: Duration,
@@ -104,7 +110,7 @@ pub(crate) async fn run<S>(
 {
     let (reader, writer) = tokio::io::split(stream);
     let (out_tx, out_rx) = mpsc::channel(shared.cfg.outbound_batches.max(1));
-    let writer = tokio::spawn(write_loop(writer, out_rx));
+    let mut writer = WriterTask(tokio::spawn(write_loop(writer, out_rx)));
     let mut conn = Connection {
         shared: Arc::clone(&shared),
         reader,
@@ -127,7 +133,17 @@ pub(crate) async fn run<S>(
     }
     drop(conn);
     // Let the writer flush what is queued; a device that does not read gets no more time.
-    let _ = tokio::time::timeout(shared.cfg.write_stall_timeout, writer).await;
+    let _ = tokio::time::timeout(shared.cfg.write_stall_timeout, &mut writer.0).await;
+}
+
+/// The writer task of one connection; aborted when the connection ends or is itself aborted
+/// (server shutdown), so a device that never reads cannot keep it alive.
+struct WriterTask(tokio::task::JoinHandle<()>);
+
+impl Drop for WriterTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, mut rx: mpsc::Receiver<Outbound>) {
@@ -197,6 +213,11 @@ impl<R: AsyncRead + Unpin> Connection<R> {
             Session::accept(thing, &connect, state, Instant::now(), &mut self.actions);
         self.shared.metrics.connection_opened(listener);
         let end = self.session_loop(&mut session, &mut control).await;
+        if !session.is_closed() {
+            // The transport ended the session: publish the last will, if any.
+            session.close(CloseReason::ConnectionLost, &mut self.actions);
+            let _ = self.apply(&mut session).await;
+        }
         self.shared.metrics.connection_closed();
 
         let thing = session.thing().to_owned();
@@ -233,6 +254,13 @@ impl<R: AsyncRead + Unpin> Connection<R> {
                 if let Err(end) = self.apply(session).await {
                     return end;
                 }
+                // Bound the queue in bytes, not only in batches: a device pipelining requests
+                // waits here once its queue is full.
+                if self.pending.remaining() >= FLUSH_THRESHOLD
+                    && let Err(end) = self.flush().await
+                {
+                    return end;
+                }
             }
             if let Err(end) = self.flush().await {
                 return end;
@@ -253,7 +281,7 @@ impl<R: AsyncRead + Unpin> Connection<R> {
                     Some(Control::Notify { topic, payload }) => {
                         session.handle_reserved_notification(&topic, payload, &mut self.actions);
                     }
-                    Some(Control::TakenOver) | None => return End::Session(CloseReason::ClientDisconnect),
+                    Some(Control::TakenOver) | None => session.close(CloseReason::TakenOver, &mut self.actions),
                 },
                 () = sleep_until(deadline) => session.handle_timeout(Instant::now(), &mut self.actions),
             }
@@ -300,9 +328,10 @@ impl<R: AsyncRead + Unpin> Connection<R> {
             }
         }
         self.actions = actions;
-        if result.is_err() {
-            // Deliver what was answered before the close (e.g. nothing after DISCONNECT).
-            let _ = self.flush().await;
+        if result.is_err() && !self.pending.is_empty() {
+            // Deliver what was answered before the close if there is room; never wait for a
+            // device that is being closed.
+            let _ = self.out_tx.try_send(std::mem::take(&mut self.pending));
         }
         result
     }

@@ -102,3 +102,56 @@ impl ReservedTopics {
             .any(|h| h.handle(thing, publish, scratch, out))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::streams::{FileLookup, SourceError, StreamDescription};
+    use rumqttc::mqttbytes::QoS;
+
+    /// A store with no streams at all.
+    struct NoStreams;
+
+    impl StreamSource for NoStreams {
+        fn file(&self, _: &str, _: u8) -> Result<FileLookup, SourceError> {
+            Ok(FileLookup::StreamNotFound)
+        }
+        fn describe(&self, _: &str) -> Result<Option<StreamDescription>, SourceError> {
+            Ok(None)
+        }
+    }
+
+    #[test]
+    fn streams_topics_are_answered_and_jobs_topics_are_left_unclaimed() {
+        let metrics = Arc::new(Metrics::new());
+        let reserved = ReservedTopics::new().with_handler(Arc::new(StreamsHandler::new(
+            Arc::new(NoStreams),
+            Arc::clone(&metrics),
+        )));
+        let (mut scratch, mut out) = (BytesMut::new(), Outbound::new());
+
+        let get = Publish::new(
+            "$aws/things/dev1/streams/s1/get/json",
+            QoS::AtMostOnce,
+            br#"{"f":0,"l":1024}"#.to_vec(),
+        );
+        assert!(reserved.dispatch("dev1", &get, &mut scratch, &mut out));
+        assert_eq!(out.chunk_count(), 1, "one rejected message");
+        assert!(
+            metrics
+                .render()
+                .contains("otastream_gateway_stream_rejects_total{code=\"ResourceNotFound\"} 1")
+        );
+
+        let mut out = Outbound::new();
+        let jobs = Publish::new(
+            "$aws/things/dev1/jobs/$next/get",
+            QoS::AtMostOnce,
+            b"{}".to_vec(),
+        );
+        assert!(!reserved.dispatch("dev1", &jobs, &mut scratch, &mut out));
+        let shadow = Publish::new("$aws/things/dev1/shadow/get", QoS::AtMostOnce, Vec::new());
+        assert!(!reserved.dispatch("dev1", &shadow, &mut scratch, &mut out));
+        assert!(out.is_empty());
+    }
+}

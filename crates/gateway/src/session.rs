@@ -72,6 +72,12 @@ pub enum CloseReason {
     /// The device published on a topic its policy forbids.
     #[error("topic not allowed: {0}")]
     PolicyViolation(String),
+    /// The transport failed or the peer went away without DISCONNECT.
+    #[error("connection lost")]
+    ConnectionLost,
+    /// Another connection authenticated as the same thing.
+    #[error("taken over by a newer connection")]
+    TakenOver,
 }
 
 /// One subscription of a session.
@@ -91,7 +97,7 @@ pub struct SessionState {
 }
 
 impl SessionState {
-    /// The ordinary-topic (broker) filters of this state, for re-creating a broker link.
+    /// The ordinary-topic (broker) filters of this state.
     pub fn broker_filters(&self) -> impl Iterator<Item = &str> {
         self.subscriptions
             .iter()
@@ -135,12 +141,17 @@ pub struct Session {
     keep_alive: Option<Duration>,
     last_activity: Instant,
     state: SessionState,
+    /// Last will on an ordinary topic: published through the broker unless the device sends
+    /// DISCONNECT. Wills on `$` topics are ignored.
+    will: Option<(String, Bytes)>,
     closed: bool,
 }
 
 impl Session {
     /// Accepts a CONNECT for `thing` (from [`thing_for_connect`]), resuming `stored` unless the
     /// device asked for a clean session. Pushes the CONNACK and any re-sent QoS 1 messages to `out`.
+    /// A resumed session's broker subscriptions live on in the broker link kept with its state, so
+    /// they are not subscribed again.
     pub fn accept(
         thing: String,
         connect: &Connect,
@@ -157,20 +168,23 @@ impl Session {
             ConnectReturnCode::Success,
             session_present,
         ))));
-        for filter in state.broker_filters() {
-            out.push(Action::BrokerSubscribe(filter.to_owned()));
-        }
         for publish in state.inflight.values() {
             let mut again = publish.clone();
             again.dup = true;
             out.push(Action::Send(Packet::Publish(again)));
         }
+        let will = connect
+            .last_will
+            .as_ref()
+            .filter(|w| policy::classify_topic(&thing, &w.topic) == Ok(Route::Broker))
+            .map(|w| (w.topic.clone(), w.message.clone()));
         Self {
             thing,
             clean_session: connect.clean_session,
             keep_alive,
             last_activity: now,
             state,
+            will,
             closed: false,
         }
     }
@@ -379,12 +393,19 @@ impl Session {
         }
     }
 
-    /// Ends the session because the transport failed or the device sent garbage.
+    /// Ends the session (also used by the driver when the transport fails). Publishes the last
+    /// will first unless the device said DISCONNECT.
     pub fn close(&mut self, reason: CloseReason, out: &mut Vec<Action>) {
-        if !self.closed {
-            self.closed = true;
-            out.push(Action::Close(reason));
+        if self.closed {
+            return;
         }
+        self.closed = true;
+        if reason != CloseReason::ClientDisconnect
+            && let Some((topic, payload)) = self.will.take()
+        {
+            out.push(Action::BrokerPublish { topic, payload });
+        }
+        out.push(Action::Close(reason));
     }
 
     /// Whether the session has ended.

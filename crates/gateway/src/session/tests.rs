@@ -255,8 +255,13 @@ fn persistent_sessions_resume_subscriptions_and_resend_unacked_messages() {
             true
         )))
     );
-    assert_eq!(out[1], Action::BrokerSubscribe("fleet/a".into()));
-    assert!(matches!(&out[2], Action::Send(Packet::Publish(p)) if p.dup && p.pkid == 1));
+    assert!(matches!(&out[1], Action::Send(Packet::Publish(p)) if p.dup && p.pkid == 1));
+    assert_eq!(
+        out.len(),
+        2,
+        "broker filters live on in the kept link: {out:?}"
+    );
+    assert!(resumed.has_broker_subscriptions());
     let mut out = Vec::new();
     assert!(resumed.handle_reserved_notification(
         "$aws/things/dev-1/jobs/notify-next",
@@ -313,4 +318,49 @@ fn keep_alive_expires_after_one_and_a_half_intervals_of_silence() {
     assert!(out.is_empty());
     s.handle_timeout(t1 + Duration::from_secs(45), &mut out);
     assert_eq!(out, vec![Action::Close(CloseReason::KeepAliveExpired)]);
+}
+
+#[test]
+fn the_last_will_is_published_unless_the_device_disconnects_cleanly() {
+    let now = Instant::now();
+    let with_will = |topic: &str| {
+        let mut c = connect("dev-1", true, 30);
+        c.last_will = Some(rumqttc::mqttbytes::v4::LastWill::new(
+            topic,
+            b"gone".to_vec(),
+            QoS::AtMostOnce,
+            false,
+        ));
+        let mut out = Vec::new();
+        (
+            Session::accept("dev-1".into(), &c, None, now, &mut out),
+            out,
+        )
+    };
+    let (mut s, _) = with_will("fleet/dev-1/status");
+    let mut out = Vec::new();
+    s.close(CloseReason::ConnectionLost, &mut out);
+    assert_eq!(
+        out,
+        vec![
+            Action::BrokerPublish {
+                topic: "fleet/dev-1/status".into(),
+                payload: Bytes::from_static(b"gone")
+            },
+            Action::Close(CloseReason::ConnectionLost),
+        ]
+    );
+
+    let (mut s, _) = with_will("fleet/dev-1/status");
+    let out = feed(&mut s, Packet::Disconnect, now);
+    assert_eq!(out, vec![Action::Close(CloseReason::ClientDisconnect)]);
+
+    let (mut s, _) = with_will("$aws/things/dev-2/x");
+    let mut out = Vec::new();
+    s.close(CloseReason::KeepAliveExpired, &mut out);
+    assert_eq!(
+        out,
+        vec![Action::Close(CloseReason::KeepAliveExpired)],
+        "wills on $ topics are ignored"
+    );
 }
