@@ -14,13 +14,26 @@ use serde_json::Value;
 pub const AKID: &str = "AKIATESTOTASTREAM001";
 pub const SECRET: &str = "test-secret-for-the-control-plane";
 
-/// A running server; stops when dropped.
+/// A running in-process server; stops when dropped. Derefs to its [`Cli`].
 pub struct TestServer {
-    pub port: u16,
-    pub dir: tempfile::TempDir,
-    pub home: tempfile::TempDir,
+    cli: Cli,
+    _dir: tempfile::TempDir,
+    _home: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::ops::Deref for TestServer {
+    type Target = Cli;
+    fn deref(&self) -> &Cli {
+        &self.cli
+    }
+}
+
+/// The client side: the `aws` CLI and python3 pointed at one endpoint, with an isolated HOME.
+pub struct Cli {
+    endpoint: String,
+    home: PathBuf,
 }
 
 impl TestServer {
@@ -61,26 +74,37 @@ impl TestServer {
         let port = port_rx
             .recv_timeout(Duration::from_secs(60))
             .expect("server started");
+        let cli = Cli::new(port, home.path());
         Self {
-            port,
-            dir,
-            home,
+            cli,
+            _dir: dir,
+            _home: home,
             shutdown: Some(stop_tx),
             thread: Some(thread),
         }
     }
+}
+
+impl Cli {
+    /// A client for `127.0.0.1:port` whose HOME (and scratch files) is `home`.
+    pub fn new(port: u16, home: &Path) -> Self {
+        Self {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            home: home.to_path_buf(),
+        }
+    }
 
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.endpoint.clone()
     }
 
     /// A file path inside the test's scratch HOME.
     pub fn scratch(&self, name: &str) -> PathBuf {
-        self.home.path().join(name)
+        self.home.join(name)
     }
 
     fn env(&self, cmd: &mut Command, secret: &str) {
-        let home = self.home.path();
+        let home = &self.home;
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", home)
@@ -115,7 +139,7 @@ impl TestServer {
             .arg("--output")
             .arg("json")
             .args(args)
-            .current_dir(self.home.path());
+            .current_dir(&self.home);
         let out = cmd
             .output()
             .expect("the aws CLI is installed (pip install awscli)");
