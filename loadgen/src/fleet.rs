@@ -1,0 +1,342 @@
+//! Running a fleet against one target, and a whole run (the server, then each baseline).
+//!
+//! One run of [`run`]: devices are spawned at `--connect-rate`; each connects and subscribes,
+//! then waits; once every device has connected (or failed to), the start signal goes out and the
+//! transfer is timed from there, so throughput is not diluted by the ramp. A monitor task drives
+//! the progress bars, samples the server from `/proc` and records one timeline point per
+//! second. Everything is bounded by `--duration-limit`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant as TokioInstant;
+
+use crate::baseline::{self, MosquittoResponder, Responder};
+use crate::config::{Baseline, Config, Mode};
+use crate::download::DownloadPlan;
+use crate::link::{Endpoint, LinkOptions, TlsFiles};
+use crate::report::{Percentiles, Report, Sample};
+use crate::setup::{self, ControlPlane};
+use crate::stats::{FleetStats, load};
+use crate::sys::ProcSampler;
+use crate::worker::{self, Device, FleetPlan};
+
+/// One thing to measure.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// Name in the report (`otastream`, `tcp`, `mosquitto`).
+    pub name: String,
+    /// Where devices connect.
+    pub endpoint: Endpoint,
+    /// Stream id the devices download.
+    pub stream: String,
+    /// Local process to sample for RSS and CPU.
+    pub pid: Option<u32>,
+    /// The image, when known (blocks are then compared byte for byte).
+    pub expected: Option<Bytes>,
+}
+
+/// The whole run of a [`Config`]: set up the stream, measure the main target, then each
+/// baseline; one report per target, main target first.
+pub async fn run_all(cfg: &Config) -> anyhow::Result<Vec<Report>> {
+    cfg.validate()?;
+    let image = setup::test_image(cfg.image_size);
+    let mut reports = Vec::new();
+    if let Some(endpoint) = main_endpoint(cfg) {
+        let (stream, expected) = match (&cfg.stream, cfg.http) {
+            (Some(s), _) => (s.clone(), None),
+            (None, Some(addr)) => {
+                let id = unique_stream_id();
+                let cp = ControlPlane {
+                    addr,
+                    access_key_id: cfg.access_key_id.clone(),
+                    secret_access_key: cfg.secret_access_key.clone(),
+                    region: cfg.region.clone(),
+                };
+                if cfg.mode == Mode::Stream {
+                    cp.create_stream(&id, image.clone()).await?;
+                }
+                (id, Some(image.clone()))
+            }
+            (None, None) => (unique_stream_id(), None),
+        };
+        let target = Target {
+            name: "otastream".into(),
+            endpoint,
+            stream,
+            pid: cfg.server_pid,
+            expected,
+        };
+        reports.push(run(cfg, &target).await?);
+    }
+    for b in &cfg.baseline {
+        let responder = Responder::new(image.clone());
+        let mut target = Target {
+            name: String::new(),
+            endpoint: Endpoint::Raw(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+            stream: "loadgen-baseline".into(),
+            pid: None,
+            expected: Some(image.clone()),
+        };
+        let report = match b {
+            Baseline::Tcp => {
+                let listener = TcpListener::bind("127.0.0.1:0").await?;
+                target.name = "tcp".into();
+                target.endpoint = Endpoint::Raw(listener.local_addr()?);
+                target.pid = Some(std::process::id());
+                let server = baseline::serve_raw(listener, responder);
+                let r = run(cfg, &target).await;
+                server.abort();
+                r?
+            }
+            Baseline::Mosquitto => {
+                let broker = cfg.broker.context("--baseline mosquitto needs --broker")?;
+                let _responder = MosquittoResponder::start(broker, responder).await?;
+                target.name = "mosquitto".into();
+                target.endpoint = Endpoint::Mqtt(broker);
+                target.pid = cfg.broker_pid;
+                run(cfg, &target).await?
+            }
+        };
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+fn main_endpoint(cfg: &Config) -> Option<Endpoint> {
+    if let Some(addr) = cfg.mqtts {
+        let files = TlsFiles {
+            ca: cfg.ca.clone()?,
+            cert: cfg.cert.clone()?,
+            key: cfg.key.clone()?,
+        };
+        return Some(Endpoint::Mqtts(addr, files));
+    }
+    cfg.mqtt.map(Endpoint::Mqtt)
+}
+
+/// `loadgen-<pid>-<unix seconds>`: well under the agent's 44-character stream ids.
+fn unique_stream_id() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!("loadgen-{}-{secs}", std::process::id())
+}
+
+/// Runs the configured fleet against one target and reports on it.
+pub async fn run(cfg: &Config, target: &Target) -> anyhow::Result<Report> {
+    let mut download = DownloadPlan::new(cfg.image_size, cfg.block_size()?, cfg.format());
+    download.blocks_per_request = cfg.blocks_per_request;
+    download.retry_after = cfg.retry_after();
+    download.pace = Duration::from_millis(cfg.pace_ms);
+    download.expected = target.expected.clone();
+    let plan = Arc::new(FleetPlan {
+        endpoint: target.endpoint.clone(),
+        link: LinkOptions {
+            connect_timeout: Duration::from_secs(cfg.connect_timeout),
+            keep_alive: Duration::from_secs(60),
+        },
+        mode: cfg.mode,
+        stream: target.stream.clone(),
+        download,
+        loss: cfg.loss / 100.0,
+        reboot: cfg.reboot / 100.0,
+        seed: cfg.seed,
+        hold: Duration::from_secs(cfg.hold),
+    });
+    let devices = cfg.devices;
+    let stats = Arc::new(FleetStats::default());
+    let sampler = target.pid.map(ProcSampler::new);
+    let sample = || sampler.as_ref().and_then(ProcSampler::sample);
+    let rss_start = sample().map(|s| s.rss_bytes);
+    let deadline = TokioInstant::now() + Duration::from_secs(cfg.duration_limit);
+    let (go_tx, go_rx) = watch::channel(None::<Instant>);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let arrived = Arc::new(Semaphore::new(0));
+    let monitor = tokio::spawn(monitor(
+        Arc::clone(&stats),
+        Progress::new(devices as u64, cfg.quiet, &target.name),
+        sampler.clone(),
+        go_rx.clone(),
+        stop_rx,
+    ));
+
+    let t0 = Instant::now();
+    let mut workers = JoinSet::new();
+    let per_tick = (cfg.connect_rate / 100).max(1) as usize;
+    let mut ticks = tokio::time::interval(Duration::from_secs_f64(
+        per_tick as f64 / f64::from(cfg.connect_rate),
+    ));
+    let mut spawned = 0;
+    while spawned < devices && TokioInstant::now() < deadline {
+        ticks.tick().await;
+        for _ in 0..per_tick.min(devices - spawned) {
+            workers.spawn(worker::run(
+                Arc::clone(&plan),
+                Device::new(&cfg.thing_prefix, spawned, cfg.seed),
+                Arc::clone(&stats),
+                Arc::clone(&arrived),
+                go_rx.clone(),
+                deadline,
+            ));
+            spawned += 1;
+        }
+    }
+    let all = u32::try_from(spawned).unwrap_or(u32::MAX);
+    let everyone = tokio::time::timeout_at(deadline, arrived.acquire_many(all)).await;
+    drop(everyone);
+    let connect_s = t0.elapsed().as_secs_f64();
+    let at_connect = sample();
+    let go = Instant::now();
+    let _ = go_tx.send(Some(go));
+    while workers.join_next().await.is_some() {}
+    let elapsed = go.elapsed().as_secs_f64().max(1e-9);
+    let at_end = sample();
+    let _ = stop_tx.send(true);
+    let (timeline, rss_max) = monitor.await.unwrap_or_default();
+
+    let (blocks, bytes) = (load(&stats.blocks), load(&stats.bytes));
+    let rss_connected = at_connect.map(|s| s.rss_bytes);
+    Ok(Report {
+        target: target.name.clone(),
+        mode: Some(cfg.mode),
+        format: cfg.format().as_str().into(),
+        image_size: cfg.image_size,
+        block_size: cfg.block_size,
+        blocks_per_request: cfg.blocks_per_request,
+        devices: devices as u64,
+        completed: load(&stats.done),
+        failed: load(&stats.failed) + (devices - spawned) as u64,
+        failures: stats.failures(),
+        blocks,
+        bytes,
+        connect_s,
+        elapsed_s: elapsed,
+        blocks_per_s: blocks as f64 / elapsed,
+        mbytes_per_s: bytes as f64 / elapsed / 1e6,
+        latency_ms: Percentiles::of_micros(&stats.latency(), 1e3),
+        device_completion_s: Percentiles::of_micros(&stats.completion(), 1e6),
+        requests: load(&stats.requests),
+        retries: load(&stats.retries),
+        duplicate_blocks: load(&stats.duplicate_blocks),
+        server_duplicate_answers: load(&stats.server_duplicates),
+        dropped_replies: load(&stats.dropped),
+        reboots: load(&stats.reboots),
+        server_rss_bytes: rss_max.or(rss_connected),
+        server_rss_start_bytes: rss_start,
+        server_rss_connected_bytes: rss_connected,
+        server_rss_per_device_bytes: rss_start
+            .zip(rss_connected)
+            .map(|(a, b)| (b as f64 - a as f64) / devices as f64),
+        server_cpu_s: at_connect.zip(at_end).map(|(a, b)| b.cpu_s - a.cpu_s),
+        timeline,
+    })
+}
+
+/// Live progress: devices connected / downloading / done / failed and the block rate.
+struct Progress {
+    _multi: MultiProgress,
+    connected: ProgressBar,
+    downloading: ProgressBar,
+    done: ProgressBar,
+    failed: ProgressBar,
+}
+
+impl Progress {
+    fn new(devices: u64, quiet: bool, target: &str) -> Self {
+        let multi = MultiProgress::with_draw_target(if quiet {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr_with_hz(5)
+        });
+        let style = ProgressStyle::with_template("{prefix:>24} [{bar:40}] {pos:>6}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+        let bar = |name: &str| {
+            let b = multi.add(ProgressBar::new(devices));
+            b.set_style(style.clone());
+            b.set_prefix(format!("{target} {name}"));
+            b
+        };
+        Self {
+            connected: bar("connected"),
+            downloading: bar("downloading"),
+            done: bar("done"),
+            failed: bar("failed"),
+            _multi: multi,
+        }
+    }
+
+    fn update(&self, stats: &FleetStats, blocks_per_s: f64) {
+        self.connected.set_position(load(&stats.connected));
+        self.downloading.set_position(load(&stats.downloading));
+        self.done.set_position(load(&stats.done));
+        self.failed.set_position(load(&stats.failed));
+        self.done.set_message(format!("{blocks_per_s:.0} blocks/s"));
+    }
+
+    fn finish(&self) {
+        for b in [&self.connected, &self.downloading, &self.done, &self.failed] {
+            b.abandon();
+        }
+    }
+}
+
+/// Drives the progress bars (5 Hz) and, once the start signal is out, records one timeline
+/// sample per second; returns the timeline and the largest RSS seen.
+async fn monitor(
+    stats: Arc<FleetStats>,
+    progress: Progress,
+    sampler: Option<ProcSampler>,
+    go: watch::Receiver<Option<Instant>>,
+    mut stop: watch::Receiver<bool>,
+) -> (Vec<Sample>, Option<u64>) {
+    let mut timeline = Vec::new();
+    let mut rss_max: Option<u64> = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let (mut last_blocks, mut last_t, mut rate) = (0u64, Instant::now(), 0.0);
+    let mut n = 0u64;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => break,
+        }
+        n += 1;
+        if !n.is_multiple_of(5) {
+            progress.update(&stats, rate);
+            continue;
+        }
+        let rss = sampler
+            .as_ref()
+            .and_then(ProcSampler::sample)
+            .map(|s| s.rss_bytes);
+        rss_max = rss_max.max(rss);
+        let blocks = load(&stats.blocks);
+        let now = Instant::now();
+        rate = (blocks - last_blocks) as f64 / now.duration_since(last_t).as_secs_f64();
+        (last_blocks, last_t) = (blocks, now);
+        progress.update(&stats, rate);
+        if let Some(start) = *go.borrow() {
+            let interval = stats.take_interval();
+            let lat = Percentiles::of_micros(&interval, 1e3);
+            timeline.push(Sample {
+                t_s: now.duration_since(start).as_secs_f64(),
+                blocks_per_s: rate,
+                p50_ms: lat.p50,
+                p99_ms: lat.p99,
+                connected: load(&stats.connected),
+                done: load(&stats.done),
+                server_rss_bytes: rss,
+            });
+        }
+    }
+    progress.update(&stats, rate);
+    progress.finish();
+    (timeline, rss_max)
+}

@@ -1,0 +1,45 @@
+//! # otastream-loadgen
+//!
+//! A simulated fleet of AWS-IoT-style devices that download a firmware stream over MQTT, and the
+//! instrument that measures a server doing it: blocks/s, MB/s, per-block latency (HDR histogram),
+//! device completion times, retries, duplicates, the server's RSS and CPU, a JSON report and an
+//! SVG chart. The same fleet can be pointed at two baselines in the same run (a raw loopback TCP
+//! responder — the ceiling — and a Mosquitto broker with a responder client), so numbers come out
+//! as ratios rather than machine noise. Loopback only: every address is checked.
+//!
+//! # Layout
+//! - [`config`]: [`Config`] (the command line, clap) and its checks ([`Config::validate`]).
+//! - [`download`]: [`Download`], the sans-IO download of one device: bitmap of missing blocks,
+//!   requests with a per-request client token, retries on a timer, duplicate detection.
+//! - [`link`]: [`link::Link`], one device's connection — MQTT (rumqttc, plain or mTLS) or the raw
+//!   framed TCP of the baseline.
+//! - [`worker`]: one device's task: connect, wait for the start, download, drop replies (`--loss`),
+//!   reboot and resume (`--reboot`).
+//! - [`fleet`]: runs N workers with a connect ramp, a start barrier and a time limit; live
+//!   progress bars; returns a [`report::Report`].
+//! - [`stats`]: [`stats::FleetStats`], the counters and histograms the workers share.
+//! - [`report`]: [`report::Report`] (JSON fields of the issue), the stdout table.
+//! - [`chart`]: the SVG chart of throughput and latency over time (plotters).
+//! - [`baseline`]: [`baseline::Responder`] (answers GetStream requests like a server would) and
+//!   its two drivers: the raw TCP server and the Mosquitto responder client.
+//! - [`setup`]: the test image and stream creation through the control plane (SigV4-signed S3
+//!   PutObject and iot CreateStream).
+//! - [`sys`]: `/proc/<pid>` sampling (RSS, CPU seconds) and the open-files limit.
+//!
+//! # Key types
+//! [`Config`] → [`fleet::run`] → [`report::Report`]; [`Download`] is the protocol core.
+
+pub mod baseline;
+pub mod chart;
+pub mod config;
+pub mod download;
+pub mod fleet;
+pub mod link;
+pub mod report;
+pub mod setup;
+pub mod stats;
+pub mod sys;
+pub mod worker;
+
+pub use config::Config;
+pub use download::Download;

@@ -1,0 +1,324 @@
+//! One device's connection: MQTT 3.1.1 through rumqttc (plain TCP or mTLS) to a server or a
+//! broker, or the raw framed TCP of the ceiling baseline. Either way the worker sends requests on
+//! a topic and receives messages on the data or rejected topic; the link hides the difference.
+//!
+//! Raw framing (both directions): `u32` big-endian length of what follows, `u16` big-endian topic
+//! length, the topic, the payload. That is within a few bytes of an MQTT PUBLISH of the same
+//! message, without the protocol.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use bytes::{Buf, Bytes, BytesMut};
+use rumqttc::{
+    AsyncClient, Event, EventLoop, MqttOptions, NetworkOptions, Packet, QoS, TlsConfiguration,
+    Transport,
+};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Largest message a device accepts (a 128 KiB block in JSON plus headers fits).
+pub const MAX_MESSAGE: usize = 256 * 1024;
+
+/// Where and how devices connect.
+#[derive(Clone, Debug)]
+pub enum Endpoint {
+    /// MQTT over plain TCP; the client id is the thing name.
+    Mqtt(SocketAddr),
+    /// MQTT over TLS with a client certificate per device.
+    Mqtts(SocketAddr, TlsFiles),
+    /// The raw framed TCP of the baseline responder.
+    Raw(SocketAddr),
+}
+
+/// PEM files of an mTLS connection; `{thing}` in `cert`/`key` becomes the thing name.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    /// CA the server certificate must chain to.
+    pub ca: PathBuf,
+    /// Client certificate path (template).
+    pub cert: String,
+    /// Client key path (template).
+    pub key: String,
+}
+
+/// What kind of message arrived, by the last-but-one topic level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// `…/data/<fmt>`: a block.
+    Data,
+    /// `…/rejected/<fmt>`: an error answer.
+    Rejected,
+    /// Anything else (ignored).
+    Other,
+}
+
+impl Kind {
+    /// Classifies a stream reply topic.
+    pub fn of_topic(topic: &str) -> Self {
+        let mut levels = topic.rsplit('/');
+        match (levels.next(), levels.next()) {
+            (Some(_fmt), Some("data")) => Self::Data,
+            (Some(_fmt), Some("rejected")) => Self::Rejected,
+            _ => Self::Other,
+        }
+    }
+}
+
+/// An open connection of one device.
+pub enum Link {
+    /// rumqttc client and its event loop, polled by the worker's own task.
+    Mqtt {
+        /// Requests go through here (`try_publish`: never awaited inside the poll loop).
+        client: AsyncClient,
+        /// Polled for incoming publishes.
+        eventloop: Box<EventLoop>,
+    },
+    /// A raw framed TCP stream.
+    Raw {
+        /// The socket.
+        stream: TcpStream,
+        /// Bytes read but not yet framed.
+        buf: BytesMut,
+    },
+}
+
+/// Connection settings shared by every device.
+#[derive(Clone, Debug)]
+pub struct LinkOptions {
+    /// Time one connect (TCP, TLS, CONNACK) may take.
+    pub connect_timeout: Duration,
+    /// MQTT keep-alive.
+    pub keep_alive: Duration,
+}
+
+impl Link {
+    /// Connects `thing` and, for MQTT, subscribes to `subscribe` (QoS 0) and waits for SUBACK.
+    pub async fn connect(
+        endpoint: &Endpoint,
+        thing: &str,
+        subscribe: &str,
+        opts: &LinkOptions,
+    ) -> anyhow::Result<Self> {
+        match endpoint {
+            Endpoint::Raw(addr) => {
+                let stream = tokio::time::timeout(opts.connect_timeout, TcpStream::connect(addr))
+                    .await
+                    .context("connect timed out")??;
+                stream.set_nodelay(true)?;
+                Ok(Self::Raw {
+                    stream,
+                    buf: BytesMut::with_capacity(16 * 1024),
+                })
+            }
+            Endpoint::Mqtt(addr) => mqtt(*addr, thing, subscribe, opts, None).await,
+            Endpoint::Mqtts(addr, files) => {
+                let tls = client_tls(files, thing)?;
+                mqtt(*addr, thing, subscribe, opts, Some(tls)).await
+            }
+        }
+    }
+
+    /// Sends one request without waiting for the network.
+    pub async fn send(&mut self, topic: &str, payload: Vec<u8>) -> anyhow::Result<()> {
+        match self {
+            Self::Mqtt { client, .. } => client
+                .try_publish(topic, QoS::AtMostOnce, false, payload)
+                .context("MQTT request queue full"),
+            Self::Raw { stream, .. } => {
+                let mut frame = Vec::with_capacity(6 + topic.len() + payload.len());
+                write_frame(&mut frame, topic, &[&payload]);
+                stream.write_all(&frame).await.context("raw send")
+            }
+        }
+    }
+
+    /// The next stream message (cancel-safe enough to sit in a `select!` with a timer: rumqttc
+    /// keeps partial reads in its buffer, and the raw link reads into `buf`).
+    pub async fn recv(&mut self) -> anyhow::Result<(Kind, Bytes)> {
+        match self {
+            Self::Mqtt { eventloop, .. } => loop {
+                if let Event::Incoming(Packet::Publish(p)) = eventloop.poll().await? {
+                    return Ok((Kind::of_topic(&p.topic), p.payload));
+                }
+            },
+            Self::Raw { stream, buf } => loop {
+                if let Some((topic, payload)) = parse_frame(buf)? {
+                    return Ok((Kind::of_topic(&topic), payload));
+                }
+                if stream.read_buf(buf).await? == 0 {
+                    bail!("connection closed by the responder");
+                }
+            },
+        }
+    }
+
+    /// Keeps an idle connection alive (answers and sends pings) until `until`.
+    pub async fn idle_until(&mut self, until: tokio::time::Instant) -> anyhow::Result<()> {
+        loop {
+            match tokio::time::timeout_at(until, self.recv()).await {
+                Ok(Ok(_)) => continue,
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(()),
+            }
+        }
+    }
+}
+
+async fn mqtt(
+    addr: SocketAddr,
+    thing: &str,
+    subscribe: &str,
+    opts: &LinkOptions,
+    tls: Option<rustls::ClientConfig>,
+) -> anyhow::Result<Link> {
+    let mut mqtt = MqttOptions::new(thing, addr.ip().to_string(), addr.port());
+    mqtt.set_keep_alive(opts.keep_alive);
+    mqtt.set_max_packet_size(MAX_MESSAGE, MAX_MESSAGE);
+    mqtt.set_credentials("?SDK=otastream-loadgen&Version=0.1", "");
+    mqtt.set_request_channel_capacity(16);
+    if let Some(tls) = tls {
+        mqtt.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+            Arc::new(tls),
+        )));
+    }
+    let (client, mut eventloop) = AsyncClient::new(mqtt, 16);
+    let mut net = NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    net.set_connection_timeout(opts.connect_timeout.as_secs().max(1));
+    eventloop.set_network_options(net);
+    loop {
+        match eventloop.poll().await? {
+            Event::Incoming(Packet::ConnAck(ack)) => {
+                if ack.code != rumqttc::ConnectReturnCode::Success {
+                    bail!("CONNACK refused: {:?}", ack.code);
+                }
+                break;
+            }
+            _ => continue,
+        }
+    }
+    client
+        .try_subscribe(subscribe, QoS::AtMostOnce)
+        .context("MQTT subscribe queue full")?;
+    loop {
+        if let Event::Incoming(Packet::SubAck(ack)) = eventloop.poll().await? {
+            if ack
+                .return_codes
+                .iter()
+                .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
+            {
+                bail!("SUBACK refused {subscribe}");
+            }
+            break;
+        }
+    }
+    Ok(Link::Mqtt {
+        client,
+        eventloop: Box::new(eventloop),
+    })
+}
+
+/// A rustls client configuration (ring provider) trusting `files.ca`, with the device's
+/// certificate and key.
+pub fn client_tls(files: &TlsFiles, thing: &str) -> anyhow::Result<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(&files.ca)
+        .with_context(|| format!("reading {}", files.ca.display()))?
+    {
+        roots.add(cert?)?;
+    }
+    let cert_path = files.cert.replace("{thing}", thing);
+    let key_path = files.key.replace("{thing}", thing);
+    let chain = CertificateDer::pem_file_iter(&cert_path)
+        .with_context(|| format!("reading {cert_path}"))?
+        .collect::<Result<Vec<_>, _>>()?;
+    let key =
+        PrivateKeyDer::from_pem_file(&key_path).with_context(|| format!("reading {key_path}"))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)?)
+}
+
+/// Appends one raw frame carrying `topic` and the concatenation of `parts`.
+pub fn write_frame(out: &mut Vec<u8>, topic: &str, parts: &[&[u8]]) {
+    let body = 2 + topic.len() + parts.iter().map(|p| p.len()).sum::<usize>();
+    out.extend_from_slice(&(body as u32).to_be_bytes());
+    out.extend_from_slice(&(topic.len() as u16).to_be_bytes());
+    out.extend_from_slice(topic.as_bytes());
+    for p in parts {
+        out.extend_from_slice(p);
+    }
+}
+
+/// Takes one complete raw frame off the front of `buf`, if there is one.
+pub fn parse_frame(buf: &mut BytesMut) -> anyhow::Result<Option<(String, Bytes)>> {
+    if buf.len() < 4 {
+        return Ok(None);
+    }
+    let body = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+    if !(2..=MAX_MESSAGE).contains(&body) {
+        bail!("raw frame of {body} bytes");
+    }
+    if buf.len() < 4 + body {
+        buf.reserve(4 + body - buf.len());
+        return Ok(None);
+    }
+    buf.advance(4);
+    let mut frame = buf.split_to(body).freeze();
+    let topic_len = usize::from(frame.get_u16());
+    if topic_len > frame.len() {
+        bail!("raw frame topic of {topic_len} bytes in a {body}-byte frame");
+    }
+    let topic = String::from_utf8(frame.split_to(topic_len).to_vec())
+        .context("raw frame topic is not UTF-8")?;
+    Ok(Some((topic, frame)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_and_wait_for_more_bytes() {
+        let mut out = Vec::new();
+        write_frame(&mut out, "a/b/data/cbor", &[b"he", b"llo"]);
+        write_frame(&mut out, "x", &[]);
+        let mut buf = BytesMut::from(&out[..5]);
+        assert_eq!(parse_frame(&mut buf).unwrap(), None);
+        buf.extend_from_slice(&out[5..]);
+        let (t, p) = parse_frame(&mut buf).unwrap().unwrap();
+        assert_eq!((t.as_str(), &p[..]), ("a/b/data/cbor", &b"hello"[..]));
+        let (t, p) = parse_frame(&mut buf).unwrap().unwrap();
+        assert_eq!((t.as_str(), p.len()), ("x", 0));
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn oversized_or_inconsistent_frames_are_errors() {
+        let mut buf = BytesMut::from(&u32::MAX.to_be_bytes()[..]);
+        assert!(parse_frame(&mut buf).is_err());
+        let mut buf = BytesMut::from(&[0, 0, 0, 3, 0, 9, b'a'][..]);
+        assert!(parse_frame(&mut buf).is_err());
+    }
+
+    #[test]
+    fn kinds_follow_the_topic() {
+        assert_eq!(
+            Kind::of_topic("$aws/things/t/streams/s/data/cbor"),
+            Kind::Data
+        );
+        assert_eq!(
+            Kind::of_topic("$aws/things/t/streams/s/rejected/json"),
+            Kind::Rejected
+        );
+        assert_eq!(Kind::of_topic("$aws/things/t/jobs/notify"), Kind::Other);
+    }
+}

@@ -1,0 +1,182 @@
+//! Setting up what a run downloads: a deterministic test image, and a stream created through the
+//! control plane the way `aws s3 cp` + `aws iot create-stream` would (SigV4 with `aws-sigv4`,
+//! HTTP/1.1 with hyper; no aws CLI needed).
+
+use std::net::SocketAddr;
+use std::time::SystemTime;
+
+use anyhow::{Context, bail};
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{
+    PayloadChecksumKind, SignableBody, SignableRequest, SigningSettings, sign,
+};
+use aws_sigv4::sign::v4;
+use aws_smithy_runtime_api::client::identity::Identity;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// The bucket loadgen uploads its images to.
+pub const BUCKET: &str = "otastream-loadgen";
+
+/// A deterministic image of `size` bytes (every run with the same size has the same bytes).
+pub fn test_image(size: u64) -> Bytes {
+    (0..size)
+        .map(|i| (i.wrapping_mul(31).wrapping_add(i >> 12) % 251) as u8)
+        .collect::<Vec<u8>>()
+        .into()
+}
+
+/// A SigV4-signing client of the control plane.
+#[derive(Clone, Debug)]
+pub struct ControlPlane {
+    /// Loopback address of the HTTP port.
+    pub addr: SocketAddr,
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: String,
+    /// Region of the signing scope.
+    pub region: String,
+}
+
+impl ControlPlane {
+    /// Uploads `image` to `s3://otastream-loadgen/<stream>.bin` and creates stream `stream`
+    /// with it as file 0.
+    pub async fn create_stream(&self, stream: &str, image: Bytes) -> anyhow::Result<()> {
+        let (status, body) = self
+            .call("s3", "PUT", &format!("/{BUCKET}"), "", Bytes::new())
+            .await?;
+        // A second run finds the bucket already there.
+        if !status.is_success() && status != http::StatusCode::CONFLICT {
+            bail!(
+                "CreateBucket {BUCKET}: {status} {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+        let key = format!("{stream}.bin");
+        self.expect_ok(
+            "PutObject",
+            self.call(
+                "s3",
+                "PUT",
+                &format!("/{BUCKET}/{key}"),
+                "application/octet-stream",
+                image,
+            )
+            .await?,
+        )?;
+        let doc = serde_json::json!({
+            "description": "otastream-loadgen test image",
+            "files": [{"fileId": 0, "s3Location": {"bucket": BUCKET, "key": key}}],
+            "roleArn": "arn:aws:iam::123456789012:role/otastream-loadgen",
+        });
+        let body = Bytes::from(serde_json::to_vec(&doc)?);
+        self.expect_ok(
+            "CreateStream",
+            self.call(
+                "iot",
+                "POST",
+                &format!("/streams/{stream}"),
+                "application/json",
+                body,
+            )
+            .await?,
+        )
+    }
+
+    fn expect_ok(&self, op: &str, (status, body): (http::StatusCode, Bytes)) -> anyhow::Result<()> {
+        if status.is_success() {
+            Ok(())
+        } else {
+            bail!("{op}: {status} {}", String::from_utf8_lossy(&body))
+        }
+    }
+
+    /// One signed HTTP/1.1 request on a fresh connection.
+    async fn call(
+        &self,
+        service: &str,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Bytes,
+    ) -> anyhow::Result<(http::StatusCode, Bytes)> {
+        let host = self.addr.to_string();
+        let uri = format!("http://{host}{path}");
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(&uri)
+            .header(http::header::HOST, &host);
+        if !content_type.is_empty() {
+            req = req.header(http::header::CONTENT_TYPE, content_type);
+        }
+        let mut req = req.body(Full::new(body.clone()))?;
+        self.sign(&mut req, service, &body)?;
+
+        let stream = TcpStream::connect(self.addr)
+            .await
+            .with_context(|| format!("connecting to the control plane at {}", self.addr))?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(conn);
+        let resp = sender.send_request(req).await?;
+        let status = resp.status();
+        let body = resp.into_body().collect().await?.to_bytes();
+        Ok((status, body))
+    }
+
+    fn sign<B>(
+        &self,
+        req: &mut http::Request<B>,
+        service: &str,
+        body: &[u8],
+    ) -> anyhow::Result<()> {
+        let identity: Identity = Credentials::new(
+            &self.access_key_id,
+            &self.secret_access_key,
+            None,
+            None,
+            "otastream-loadgen",
+        )
+        .into();
+        let mut settings = SigningSettings::default();
+        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.region)
+            .name(service)
+            .time(SystemTime::now())
+            .settings(settings)
+            .build()?
+            .into();
+        let headers = req
+            .headers()
+            .iter()
+            .map(|(k, v)| Ok((k.as_str(), v.to_str()?)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let signable = SignableRequest::new(
+            req.method().as_str(),
+            req.uri().to_string(),
+            headers.into_iter(),
+            SignableBody::Bytes(body),
+        )?;
+        let (instructions, _) = sign(signable, &params)?.into_parts();
+        instructions.apply_to_request_http1x(req);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_image_is_deterministic_and_not_periodic_per_block() {
+        let a = test_image(3 * 4096);
+        assert_eq!(a, test_image(3 * 4096));
+        assert_eq!(a.len(), 3 * 4096);
+        assert_ne!(a[..4096], a[4096..8192]);
+    }
+}
