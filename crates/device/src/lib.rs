@@ -22,10 +22,16 @@
 //! - [`status`]: the exact payloads the agent publishes, [`AppVersion`], [`FailReason`].
 //! - [`verify`]: [`CodeSigner`], SHA-256 + ECDSA P-256 against a certificate.
 //! - [`config`]: [`DeviceConfig`] (AWS agent defaults) and [`Faults`].
+//! - `driver` (feature `mqtt`): `run_device` / `run_device_with` over rumqttc, returning a
+//!   `DeviceReport`; `http` (private): the Range client for the HTTP data path.
 
 pub mod agent;
 pub mod config;
 pub mod download;
+#[cfg(feature = "mqtt")]
+pub mod driver;
+#[cfg(feature = "mqtt")]
+mod http;
 pub mod jobdoc;
 pub mod output;
 pub mod status;
@@ -35,6 +41,10 @@ pub mod verify;
 pub use agent::{Agent, AgentStats, Event, PublishKind, QoS, Transmit};
 pub use config::{DeviceConfig, Faults};
 pub use download::Download;
+#[cfg(feature = "mqtt")]
+pub use driver::{
+    DeviceReport, FinalStatus, RunOptions, StreamTarget, run_device, run_device_with,
+};
 pub use jobdoc::{OtaJob, Protocol};
 pub use status::{AppVersion, FailReason};
 pub use verify::CodeSigner;

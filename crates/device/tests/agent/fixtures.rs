@@ -39,7 +39,7 @@ fn fixture_sim(log2_block: u32, n: u32, file_size: usize, signer: Option<&Signer
     cfg.code_signing_cert_pem = signer.map(|s| s.cert_pem.clone());
     let mut sim = Sim::new(cfg, test_image(file_size));
     let sig = signer.map(|s| s.sign_b64(&sim.image)).unwrap_or_default();
-    sim.job_document = Some(sim.mqtt_document(&sig));
+    sim.jobs.document = Some(sim.mqtt_document(&sig));
     sim.serve_streams = false;
     sim
 }

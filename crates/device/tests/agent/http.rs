@@ -10,7 +10,7 @@ fn http_sim(signer: &Signer, size: usize) -> Sim {
     cfg.keep_image = true;
     let mut sim = Sim::new(cfg, test_image(size));
     let sig = signer.sign_b64(&sim.image);
-    sim.job_document = Some(sim.http_document(&sig));
+    sim.jobs.document = Some(sim.http_document(&sig));
     sim
 }
 
@@ -31,7 +31,7 @@ fn http_job_downloads_by_ranges() {
         }
     )));
     assert_eq!(sim.agent.stats().blocks, 3);
-    assert!(sim.updates.last().unwrap().contains("SUCCEEDED"));
+    assert!(sim.last_update().contains("SUCCEEDED"));
     assert_eq!(sim.agent.running_version(), AppVersion::new(0, 0, 2));
 }
 
@@ -62,7 +62,7 @@ fn http_errors_refresh_the_url_or_retry() {
     assert_eq!(sim.agent.stats().retries, 1);
     assert_eq!(sim.agent.stats().restarts, 0);
     assert_eq!(sim.agent.stats().blocks, 3);
-    assert!(sim.updates.last().unwrap().contains("SUCCEEDED"));
+    assert!(sim.last_update().contains("SUCCEEDED"));
 }
 
 /// A 206 body shorter than the block fails the job like bad data (`0xe0`).
@@ -74,7 +74,7 @@ fn short_range_body_fails_the_job() {
     sim.connect();
     sim.run();
     assert_eq!(
-        sim.updates,
+        sim.jobs.updates,
         [r#"{"status":"FAILED","statusDetails":{"reason":"0x000000e0: 0x00000000"}}"#]
     );
     assert_eq!(sim.http_ranges, [(0, 4095)]);

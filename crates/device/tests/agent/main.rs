@@ -5,3 +5,5 @@ mod fixtures;
 mod http;
 mod mqtt;
 mod sim;
+#[path = "../support/mod.rs"]
+mod support;

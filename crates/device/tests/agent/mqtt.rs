@@ -18,7 +18,7 @@ fn config(signer: &Signer) -> DeviceConfig {
 fn signed_sim(cfg: DeviceConfig, size: usize, signer: &Signer) -> Sim {
     let mut sim = Sim::new(cfg, test_image(size));
     let sig = signer.sign_b64(&sim.image);
-    sim.job_document = Some(sim.mqtt_document(&sig));
+    sim.jobs.document = Some(sim.mqtt_document(&sig));
     sim
 }
 
@@ -41,7 +41,7 @@ fn firmware_job_end_to_end_with_self_test() {
     );
     assert_eq!(sim.agent.stats().retries, 0);
     assert_eq!(
-        sim.updates,
+        sim.jobs.updates,
         [
             r#"{"status":"IN_PROGRESS","statusDetails":{"receive":"1/25"}}"#,
             r#"{"status":"IN_PROGRESS","statusDetails":{"self_test":"ready","updatedBy":"0x0000000a"}}"#,
@@ -71,11 +71,11 @@ fn bad_signature_fails_the_job() {
     let other = Signer::new();
     let mut sim = Sim::new(config(&signer), test_image(10_000));
     let sig = other.sign_b64(&sim.image);
-    sim.job_document = Some(sim.mqtt_document(&sig));
+    sim.jobs.document = Some(sim.mqtt_document(&sig));
     sim.connect();
     sim.run();
     assert_eq!(
-        sim.updates.last().unwrap(),
+        sim.last_update(),
         r#"{"status":"FAILED","statusDetails":{"reason":"0x000000e3: 0x00000000"}}"#
     );
     assert_eq!(sim.agent.stats().blocks, 3);
@@ -98,7 +98,7 @@ fn same_version_image_is_rejected_at_self_test() {
     sim.connect();
     sim.run();
     assert_eq!(
-        sim.updates.last().unwrap(),
+        sim.last_update(),
         r#"{"status":"FAILED","statusDetails":{"reason":"rejected: 0x00000010"}}"#
     );
     assert_eq!(sim.agent.running_version(), AppVersion::new(0, 0, 10));
@@ -110,11 +110,11 @@ fn same_version_image_is_rejected_at_self_test() {
 fn lost_status_details_break_the_self_test() {
     let signer = Signer::new();
     let mut sim = signed_sim(config(&signer), 10_000, &signer);
-    sim.omit_status_details = true;
+    sim.jobs.omit_status_details = true;
     sim.connect();
     sim.run();
     assert_eq!(
-        sim.updates.last().unwrap(),
+        sim.last_update(),
         r#"{"status":"FAILED","statusDetails":{"reason":"rejected: 0x00000011"}}"#
     );
     assert_eq!(sim.agent.running_version(), AppVersion::new(0, 0, 10));
@@ -125,7 +125,7 @@ fn lost_status_details_break_the_self_test() {
 fn self_test_timer_rolls_back() {
     let signer = Signer::new();
     let mut sim = signed_sim(config(&signer), 5_000, &signer);
-    sim.forget_job_when_ready = true;
+    sim.jobs.forget_job_when_ready = true;
     sim.connect();
     sim.run_messages();
     assert!(
@@ -154,7 +154,7 @@ fn lost_blocks_are_recovered_by_the_request_timer() {
         sim.now - start >= 20_000,
         "two 10 s waits on the simulated clock"
     );
-    assert!(sim.updates.last().unwrap().contains("SUCCEEDED"));
+    assert!(sim.last_update().contains("SUCCEEDED"));
 }
 
 /// Every data message sent twice: duplicates are ignored and do not advance the pipeline.
@@ -173,7 +173,7 @@ fn duplicate_blocks_are_ignored() {
         "the last block's copy arrives after completion"
     );
     assert_eq!(sim.agent.stats().requests, 10);
-    assert!(sim.updates.last().unwrap().contains("SUCCEEDED"));
+    assert!(sim.last_update().contains("SUCCEEDED"));
 }
 
 /// A job document mid-download (a server that repeats notify-next) restarts the transfer from
@@ -195,7 +195,7 @@ fn job_document_mid_download_restarts_from_block_zero() {
         15,
         "4 blocks, the one already in flight, then all 10 again"
     );
-    assert!(sim.updates.last().unwrap().contains("SUCCEEDED"));
+    assert!(sim.last_update().contains("SUCCEEDED"));
 }
 
 /// Fast mode: 32 blocks per request needs ceil(N / 32) requests where n = 1 needs N.
@@ -211,11 +211,15 @@ fn n1_and_n32_request_counts() {
         assert_eq!(sim.agent.stats().requests, expected, "n = {n}");
         assert_eq!(sim.agent.stats().blocks, 300);
         assert_eq!(
-            sim.updates.iter().filter(|u| u.contains("receive")).count(),
+            sim.jobs
+                .updates
+                .iter()
+                .filter(|u| u.contains("receive"))
+                .count(),
             5,
             "progress at 1, 64, 128, 192, 256"
         );
-        assert!(sim.updates.last().unwrap().contains("SUCCEEDED"));
+        assert!(sim.last_update().contains("SUCCEEDED"));
     }
 }
 
@@ -274,10 +278,7 @@ fn reboot_mid_download_restarts_or_resumes() {
             _ => None,
         });
         assert_eq!(resumed, resume.then_some(6));
-        assert!(
-            sim.updates.last().unwrap().contains("SUCCEEDED"),
-            "resume = {resume}"
-        );
+        assert!(sim.last_update().contains("SUCCEEDED"), "resume = {resume}");
     }
 }
 
@@ -292,7 +293,7 @@ fn seeded_loss_is_deterministic_and_recovered() {
         let mut sim = signed_sim(cfg, 64 * 1024, &signer);
         sim.connect();
         sim.run();
-        assert!(sim.updates.last().unwrap().contains("SUCCEEDED"));
+        assert!(sim.last_update().contains("SUCCEEDED"));
         sim.agent.stats().clone()
     };
     let a = run();
@@ -316,7 +317,7 @@ fn stream_download_without_a_job() {
     sim.run();
     assert_eq!(sim.agent.stats().blocks, 10);
     assert_eq!(sim.agent.stats().requests, 3);
-    assert!(sim.updates.is_empty());
+    assert!(sim.jobs.updates.is_empty());
     assert!(matches!(
         sim.events.last(),
         Some(Event::DownloadComplete { .. })
@@ -329,21 +330,21 @@ fn unusable_jobs_fail_with_agent_codes() {
     let mut sim = Sim::new(DeviceConfig::new(crate::sim::THING), test_image(100));
     let mut doc = sim.mqtt_document("");
     doc["afr_ota"]["protocols"] = serde_json::json!(["HTTP"]);
-    sim.job_document = Some(doc);
+    sim.jobs.document = Some(doc);
     sim.connect();
     sim.run();
     assert_eq!(
-        sim.updates,
+        sim.jobs.updates,
         [r#"{"status":"FAILED","statusDetails":{"reason":"0x0000000d: 0x00000000"}}"#]
     );
     let mut sim = Sim::new(DeviceConfig::new(crate::sim::THING), test_image(100));
     let mut doc = sim.mqtt_document("");
     doc["afr_ota"]["files"][0]["filesize"] = serde_json::json!(0);
-    sim.job_document = Some(doc);
+    sim.jobs.document = Some(doc);
     sim.connect();
     sim.run();
     assert_eq!(
-        sim.updates,
+        sim.jobs.updates,
         [r#"{"status":"FAILED","statusDetails":{"reason":"0x0000000c: 0x00000003"}}"#]
     );
     assert!(sim.events.iter().all(|e| !matches!(

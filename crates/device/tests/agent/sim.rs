@@ -1,69 +1,23 @@
-//! A simulated AWS IoT endpoint for the agent, written with the chunker crate: it answers
-//! `$next/get` with a hand-made job execution (persisting `statusDetails` like the Jobs service),
-//! serves GetStream requests by decoding the agent's bitmap and selecting blocks, answers HTTP
-//! range requests, and records every status update. Time is a simulated millisecond clock.
+//! A simulated AWS IoT endpoint for the agent: the shared Jobs and streams services
+//! (`support`), an S3 face answering HTTP range requests, loss and duplication of data messages,
+//! and a simulated millisecond clock.
 
 use std::collections::{HashSet, VecDeque};
 
-use base64::Engine as _;
-use otastream_chunker::{FileLayout, Format, request, response, select, topic};
 use otastream_device::{Agent, DeviceConfig, Event, PublishKind, Transmit};
-use p256::ecdsa::signature::Signer as _;
-use p256::pkcs8::DecodePrivateKey as _;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-pub const THING: &str = "thing-vec";
-pub const STREAM: &str = "AFR_OTA-vec-stream";
-pub const JOB: &str = "AFR_OTA-vec-job";
+use crate::support::{self, JobService};
+pub use crate::support::{JOB, STREAM, Signer, THING, test_image};
+
 pub const URL: &str = "http://127.0.0.1:9/bucket/fw.bin?X-Amz-Signature=1";
 
-/// The fixtures' deterministic test image: byte i = (i·31 + 7) mod 251.
-pub fn test_image(size: usize) -> Vec<u8> {
-    (0..size).map(|i| ((i * 31 + 7) % 251) as u8).collect()
-}
-
-/// A P-256 code-signing identity made with rcgen; signs with p256.
-pub struct Signer {
-    pub cert_pem: String,
-    key: p256::ecdsa::SigningKey,
-}
-
-impl Signer {
-    pub fn new() -> Self {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["code-signer".to_owned()])
-            .unwrap()
-            .self_signed(&key)
-            .unwrap();
-        let signing = p256::ecdsa::SigningKey::from_pkcs8_der(&key.serialize_der()).unwrap();
-        Self {
-            cert_pem: cert.pem(),
-            key: signing,
-        }
-    }
-
-    /// Base64 of the DER ECDSA signature over SHA-256(`data`).
-    pub fn sign_b64(&self, data: &[u8]) -> String {
-        let sig: p256::ecdsa::Signature = self.key.sign(data);
-        base64::engine::general_purpose::STANDARD.encode(sig.to_der().as_bytes())
-    }
-}
-
-/// The Jobs + Streams + S3 side of the simulation.
+/// The device and its simulated endpoint.
 pub struct Sim {
     pub agent: Agent,
     pub now: u64,
     pub image: Vec<u8>,
-    /// A faulty Jobs service that does not return `statusDetails`.
-    pub omit_status_details: bool,
-    /// A faulty Jobs service that loses the job once the device reports `self_test: ready`.
-    pub forget_job_when_ready: bool,
-    /// `afr_ota` document served while the job is pending; `None` = no job.
-    pub job_document: Option<Value>,
-    pub job_status: &'static str,
-    pub status_details: Option<Value>,
-    /// Every status update payload the device published, in order.
-    pub updates: Vec<String>,
+    pub jobs: JobService,
     /// Every GetStream request payload.
     pub stream_requests: Vec<Vec<u8>>,
     /// Every (start, end) HTTP range requested.
@@ -95,12 +49,7 @@ impl Sim {
             agent: Agent::new(cfg).unwrap(),
             now: 1_000,
             image,
-            omit_status_details: false,
-            forget_job_when_ready: false,
-            job_document: None,
-            job_status: "QUEUED",
-            status_details: None,
-            updates: Vec::new(),
+            jobs: JobService::new(None),
             stream_requests: Vec::new(),
             http_ranges: Vec::new(),
             http_failures: VecDeque::new(),
@@ -117,44 +66,20 @@ impl Sim {
         }
     }
 
-    /// An MQTT job for the image, signed by `signer` (or with `signature` verbatim).
+    /// An MQTT job document for the image with `signature`.
     pub fn mqtt_document(&self, signature: &str) -> Value {
-        json!({"afr_ota": {"protocols": ["MQTT"], "streamname": STREAM, "files": [{
-            "filepath": "/device/updates", "filesize": self.image.len(), "fileid": 0,
-            "certfile": "/certs/signer.pem", "fileType": 0, "sig-sha256-ecdsa": signature}]}})
+        support::mqtt_document(self.image.len(), signature)
     }
 
-    /// An HTTP job for the image.
+    /// An HTTP job document for the image with `signature`.
     pub fn http_document(&self, signature: &str) -> Value {
-        json!({"afr_ota": {"protocols": ["HTTP"], "files": [{
-            "filepath": "/device/updates", "filesize": self.image.len(), "fileid": 0,
-            "certfile": "/certs/signer.pem", "update_data_url": URL,
-            "auth_scheme": "aws.s3.presigned", "sig-sha256-ecdsa": signature}]}})
-    }
-
-    /// The execution as `$next/get/accepted` / `notify-next` carry it.
-    pub fn execution(&self) -> Option<Value> {
-        let doc = self.job_document.clone()?;
-        let mut e = json!({"jobId": JOB, "status": self.job_status, "queuedAt": 1,
-            "lastUpdatedAt": 2, "versionNumber": 1, "executionNumber": 1, "jobDocument": doc});
-        if let Some(d) = self
-            .status_details
-            .as_ref()
-            .filter(|_| !self.omit_status_details)
-        {
-            e["statusDetails"] = d.clone();
-        }
-        Some(e)
+        support::http_document(self.image.len(), URL, signature)
     }
 
     /// Queues a `notify-next` carrying the current execution.
     pub fn push_notify_next(&mut self) {
-        let mut msg = json!({"timestamp": 2});
-        if let Some(e) = self.execution() {
-            msg["execution"] = e;
-        }
-        let topic = format!("$aws/things/{THING}/jobs/notify-next");
-        self.inbox.push_back((topic, msg.to_string().into_bytes()));
+        let msg = self.jobs.notify_next();
+        self.inbox.push_back(msg);
     }
 
     pub fn connect(&mut self) {
@@ -207,13 +132,14 @@ impl Sim {
         while self.deliver_one() {}
     }
 
-    pub fn data_topic(&self) -> String {
-        format!("$aws/things/{THING}/streams/{STREAM}/data/cbor")
+    pub fn push_data(&mut self, payload: Vec<u8>) {
+        let topic = format!("$aws/things/{THING}/streams/{STREAM}/data/cbor");
+        self.inbox.push_back((topic, payload));
     }
 
-    pub fn push_data(&mut self, payload: Vec<u8>) {
-        let topic = self.data_topic();
-        self.inbox.push_back((topic, payload));
+    /// The last status update the device published.
+    pub fn last_update(&self) -> &str {
+        self.jobs.last_update()
     }
 
     fn serve(&mut self, t: Transmit) {
@@ -225,13 +151,15 @@ impl Sim {
                 kind,
                 ..
             } => {
-                let before = self.data_delivered;
                 self.published
-                    .push((before, topic.clone(), payload.clone()));
+                    .push((self.data_delivered, topic.clone(), payload.clone()));
                 match kind {
-                    PublishKind::NextJobRequest => self.answer_next_get(&payload),
+                    PublishKind::NextJobRequest => {
+                        let reply = self.jobs.answer_next_get(&payload);
+                        self.inbox.push_back(reply);
+                    }
                     PublishKind::StreamRequest => self.answer_get_stream(&topic, payload),
-                    PublishKind::JobStatus => self.record_update(&payload),
+                    PublishKind::JobStatus => self.jobs.record_update(&payload),
                 }
             }
             Transmit::HttpGet {
@@ -258,60 +186,20 @@ impl Sim {
         }
     }
 
-    fn answer_next_get(&mut self, payload: &[u8]) {
-        let req: Value = serde_json::from_slice(payload).unwrap();
-        let mut reply = json!({"clientToken": req["clientToken"], "timestamp": 3});
-        if let Some(e) = self.execution() {
-            reply["execution"] = e;
-        }
-        let topic = format!("$aws/things/{THING}/jobs/$next/get/accepted");
-        self.inbox
-            .push_back((topic, reply.to_string().into_bytes()));
-    }
-
     fn answer_get_stream(&mut self, topic: &str, payload: Vec<u8>) {
-        if !self.serve_streams {
-            return;
-        }
-        let t = topic::parse_stream_topic(topic).unwrap();
-        assert_eq!((t.thing, t.stream, t.format), (THING, STREAM, Format::Cbor));
-        let req = request::decode_get(Format::Cbor, &payload).unwrap();
-        let layout = FileLayout::new(self.image.len() as u64, req.block_size);
-        let blocks: Vec<u32> = select::select_blocks(&req, &layout).unwrap().collect();
-        for i in blocks {
-            if self.lose_once.contains(&i) && self.sent.insert(i) {
-                continue;
+        if self.serve_streams {
+            let (data_topic, messages) = support::answer_get_stream(&self.image, topic, &payload);
+            for (i, msg) in messages {
+                if self.lose_once.contains(&i) && self.sent.insert(i) {
+                    continue;
+                }
+                if self.duplicate_everything {
+                    self.inbox.push_back((data_topic.clone(), msg.clone()));
+                }
+                self.inbox.push_back((data_topic.clone(), msg));
             }
-            let mut msg = Vec::new();
-            let block = &self.image[layout.block_range(i)];
-            response::encode_data(Format::Cbor, req.client_token, 0, i, block, &mut msg);
-            if self.duplicate_everything {
-                self.push_data(msg.clone());
-            }
-            self.push_data(msg);
         }
         self.stream_requests.push(payload);
-    }
-
-    fn record_update(&mut self, payload: &[u8]) {
-        let text = String::from_utf8(payload.to_vec()).unwrap();
-        let update: Value = serde_json::from_str(&text).unwrap();
-        let status = update["status"].as_str().unwrap();
-        self.job_status = match status {
-            "IN_PROGRESS" => "IN_PROGRESS",
-            "SUCCEEDED" | "FAILED" => {
-                self.job_document = None;
-                "TERMINAL"
-            }
-            other => panic!("unexpected status {other}"),
-        };
-        if self.forget_job_when_ready && text.contains(r#""self_test":"ready""#) {
-            self.job_document = None;
-        }
-        if let Some(d) = update.get("statusDetails") {
-            self.status_details = Some(d.clone());
-        }
-        self.updates.push(text);
     }
 
     pub fn count(&self, f: impl Fn(&Event) -> bool) -> usize {
