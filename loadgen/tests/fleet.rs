@@ -1,0 +1,191 @@
+//! Small fleets against a real otastream server started in-process on 127.0.0.1 port 0: the
+//! report must add up (completed + failed = devices, bytes = completed × image size) and the
+//! server must never answer one request twice, with and without loss and reboots.
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+use otastream::server::{self, RunningServer, ServerConfig};
+use otastream_loadgen::report::Report;
+use otastream_loadgen::{Config, fleet, setup};
+use otastream_store::{NewStream, PutMeta, StreamFile};
+
+struct TestServer {
+    server: RunningServer,
+    _dir: tempfile::TempDir,
+}
+
+async fn start_server() -> TestServer {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = server::start(ServerConfig::ephemeral(dir.path()))
+        .await
+        .expect("server starts");
+    TestServer { server, _dir: dir }
+}
+
+/// Serves the control plane (crates/api, dev credentials) over the server's store, on its own
+/// port, and returns that address.
+async fn start_control_plane(t: &TestServer) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let store = t.server.store.clone();
+    let state = tokio::task::spawn_blocking(move || {
+        otastream_api::ApiState::new(store, otastream_api::ApiConfig::default())
+    })
+    .await
+    .expect("join")
+    .expect("api state");
+    tokio::spawn(async move { axum::serve(listener, otastream_api::router(state)).await });
+    addr
+}
+
+/// Creates stream `id` directly in the store with loadgen's test image of `size` bytes.
+async fn create_stream(t: &TestServer, id: &str, size: u64) {
+    let store = t.server.store.clone();
+    let id = id.to_owned();
+    tokio::task::spawn_blocking(move || {
+        store.create_bucket("fw")?;
+        let key = format!("{id}.bin");
+        store.put_object("fw", &key, &setup::test_image(size), PutMeta::default())?;
+        store.create_stream(&NewStream {
+            id,
+            description: None,
+            role_arn: None,
+            files: vec![StreamFile {
+                file_id: 0,
+                bucket: "fw".into(),
+                key,
+                version_id: None,
+            }],
+        })
+    })
+    .await
+    .expect("join")
+    .expect("stream created");
+}
+
+fn config(args: &[String]) -> Config {
+    let cfg = Config::parse_from(
+        [
+            "loadgen",
+            "--quiet",
+            "--duration-limit",
+            "60",
+            "--connect-rate",
+            "2000",
+        ]
+        .into_iter()
+        .map(String::from)
+        .chain(args.iter().cloned()),
+    );
+    cfg.validate().expect("valid config");
+    cfg
+}
+
+fn args(s: &str) -> Vec<String> {
+    s.split_whitespace().map(String::from).collect()
+}
+
+/// The invariants of any run in which every device should finish.
+fn assert_consistent(r: &Report, devices: u64, image: u64) {
+    assert_eq!(r.completed + r.failed, r.devices, "{}: {r:?}", r.target);
+    assert_eq!(
+        (r.devices, r.completed),
+        (devices, devices),
+        "{}: {:?}",
+        r.target,
+        r.failures
+    );
+    assert_eq!(r.bytes, r.completed * image, "{}", r.target);
+    assert_eq!(r.blocks, r.completed * image.div_ceil(4096), "{}", r.target);
+    assert_eq!(r.server_duplicate_answers, 0, "{}", r.target);
+    assert!(r.latency_ms.p50 > 0.0 && r.latency_ms.max >= r.latency_ms.p99);
+    assert!(r.device_completion_s.max > 0.0);
+    assert!(r.blocks_per_s > 0.0 && r.elapsed_s > 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_devices_download_a_stream_made_through_the_control_plane_and_the_tcp_baseline() {
+    let t = start_server().await;
+    let http = start_control_plane(&t).await;
+    let image = 64 * 1024;
+    let cfg = config(&args(&format!(
+        "--mqtt {} --http {http} --devices 50 --image-size {image} --blocks-per-request 4 \
+         --server-pid {} --baseline tcp",
+        t.server.mqtt_addr,
+        std::process::id()
+    )));
+    let reports = fleet::run_all(&cfg).await.expect("run");
+    assert_eq!(reports.len(), 2);
+    assert_eq!(
+        (reports[0].target.as_str(), reports[1].target.as_str()),
+        ("otastream", "tcp")
+    );
+    for r in &reports {
+        assert_consistent(r, 50, image);
+        assert_eq!(
+            (r.retries, r.duplicate_blocks, r.dropped_replies),
+            (0, 0, 0)
+        );
+        assert_eq!(r.requests, 50 * 4, "16 blocks at 4 per request");
+        assert!(r.server_rss_bytes.is_some_and(|b| b > 0));
+    }
+    // Every block the server sent was a block some device still needed.
+    assert_eq!(
+        t.server.gateway.metrics().blocks_served(),
+        reports[0].blocks
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_loss_and_reboots_every_device_completes_without_duplicate_answers() {
+    let t = start_server().await;
+    let image = 32 * 1024;
+    create_stream(&t, "fw-faults", image).await;
+    for format in ["--cbor", "--json"] {
+        let cfg = config(&args(&format!(
+            "--mqtt {} --stream fw-faults --devices 50 --image-size {image} {format} \
+             --loss 5 --reboot 30 --retry-ms 200 --seed 7 --thing-prefix f{}",
+            t.server.mqtt_addr,
+            &format[2..]
+        )));
+        let r = fleet::run_all(&cfg).await.expect("run").remove(0);
+        assert_consistent(&r, 50, image);
+        assert!(r.dropped_replies > 0, "5 % of 400 replies: {r:?}");
+        assert!(r.retries > 0 && r.reboots > 0, "{r:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_devices_stay_connected_and_the_server_is_sampled() {
+    let t = start_server().await;
+    let cfg = config(&args(&format!(
+        "--mqtt {} --mode idle --hold 1 --devices 40 --server-pid {}",
+        t.server.mqtt_addr,
+        std::process::id()
+    )));
+    let r = fleet::run_all(&cfg).await.expect("run").remove(0);
+    assert_eq!(
+        (r.completed, r.failed, r.blocks),
+        (40, 0, 0),
+        "{:?}",
+        r.failures
+    );
+    assert!(r.elapsed_s >= 1.0);
+    assert!(r.server_rss_per_device_bytes.is_some());
+    assert!(r.server_rss_connected_bytes.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_stream_fails_every_device_with_a_rejection() {
+    let t = start_server().await;
+    let cfg = config(&args(&format!(
+        "--mqtt {} --stream no-such-stream --devices 5 --image-size 8KiB",
+        t.server.mqtt_addr
+    )));
+    let r = fleet::run_all(&cfg).await.expect("run").remove(0);
+    assert_eq!((r.completed, r.failed), (0, 5));
+    assert_eq!(r.failures.get("rejected"), Some(&5), "{:?}", r.failures);
+}
