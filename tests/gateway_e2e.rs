@@ -22,18 +22,23 @@ const DOWNLOADS: [(Format, Option<u32>, usize); 6] = [
     (Format::Json, None, 8),
 ];
 
+/// Downloads the 1 MiB `stream` in every [`DOWNLOADS`] way and checks image and request count.
+async fn download_every_way(dev: &mut Device, stream: &str, data: &[u8]) -> anyhow::Result<()> {
+    for (format, n, requests) in DOWNLOADS {
+        let (got, made) = dev.download(stream, format, MIB, 4096, n).await?;
+        assert_eq!(sha256(&got), sha256(data), "{format:?} n={n:?}");
+        assert_eq!(made, requests, "{format:?} n={n:?}");
+    }
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn devices_download_a_1mib_image_over_tcp() -> anyhow::Result<()> {
     let t = TestServer::start().await?;
     let data = image(MIB, 1);
     t.create_stream("fw-tcp", 0, data.clone()).await?;
     let mut dev = Device::tcp(t.server.mqtt_addr, "dev-tcp").await?;
-    for (format, n, requests) in DOWNLOADS {
-        let (got, made) = dev.download("fw-tcp", format, MIB, 4096, n).await?;
-        assert_eq!(sha256(&got), sha256(&data), "{format:?} n={n:?}");
-        assert_eq!(made, requests, "{format:?} n={n:?}");
-    }
-    Ok(())
+    download_every_way(&mut dev, "fw-tcp", &data).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -51,12 +56,7 @@ async fn devices_download_a_1mib_image_over_mutual_tls() -> anyhow::Result<()> {
     )
     .await?;
     dev.thing = "dev-tls".into();
-    for (format, n, requests) in DOWNLOADS {
-        let (got, made) = dev.download("fw-tls", format, MIB, 4096, n).await?;
-        assert_eq!(sha256(&got), sha256(&data), "{format:?} n={n:?}");
-        assert_eq!(made, requests, "{format:?} n={n:?}");
-    }
-    Ok(())
+    download_every_way(&mut dev, "fw-tls", &data).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use otastream::server::{self, RunningServer, ServerConfig};
 use otastream_chunker::request::{self, GetStreamRequest};
-use otastream_chunker::{BlockSize, FileId, FileLayout, Format, response};
+use otastream_chunker::{BlockSize, FileId, Format, response};
+use otastream_device::download::{Download, Ingest};
 use otastream_store::{NewStream, PutMeta, StreamFile};
 use rumqttc::{
     AsyncClient, Event, EventLoop, Incoming, MqttOptions, NetworkOptions, Publish, QoS, SubAck,
@@ -225,9 +226,10 @@ impl Device {
         Ok(())
     }
 
-    /// Downloads file 0 of `stream` like the AWS agent: whole-file bitmap of missing blocks,
-    /// `o = 0`, at most `n` blocks per request; checks every block and returns the image and the
-    /// number of requests made. No subscription: replies must reach the requester anyway.
+    /// Downloads file 0 of `stream` with the device simulator's [`Download`] (whole-file bitmap of
+    /// missing blocks, `o = 0`, at most `n` blocks per request, like the AWS agent; without `n`
+    /// like rustot). Checks every block and returns the image and the number of requests. No
+    /// subscription: replies must reach the requester anyway.
     pub async fn download(
         &mut self,
         stream: &str,
@@ -236,38 +238,27 @@ impl Device {
         block: u32,
         n: Option<u32>,
     ) -> anyhow::Result<(Vec<u8>, usize)> {
-        let layout = FileLayout::new(
-            size as u64,
-            BlockSize::new(block).map_err(|e| anyhow::anyhow!("{e}"))?,
-        );
-        let blocks = layout.block_count();
-        let mut bitmap = vec![0u8; blocks.div_ceil(8) as usize];
-        for i in 0..blocks {
-            bitmap[(i / 8) as usize] |= 1 << (i % 8);
-        }
-        let mut image = vec![0u8; size];
-        let (mut missing, mut requests) = (blocks, 0);
-        let per_request = n.unwrap_or(u32::MAX).min(131_072 / block);
+        let block_size = BlockSize::new(block).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut dl = Download::new(size as u64, block_size, 0, true);
         let data_topic = format!(
             "$aws/things/{}/streams/{stream}/data/{}",
             self.thing,
             format.as_str()
         );
-        while missing > 0 {
+        let mut requests = 0;
+        while dl.remaining() > 0 {
             requests += 1;
-            let req = GetStreamRequest {
-                client_token: Some("rdy"),
-                stream_version: None,
-                file_id: FileId::new(0).map_err(|e| anyhow::anyhow!("{e}"))?,
-                block_size: layout.block_size,
-                offset: 0,
-                count: n,
-                bitmap: Some(bitmap.clone().into()),
-            };
             let mut payload = Vec::new();
-            request::encode_get(format, &req, &mut payload);
+            match n {
+                Some(n) => dl.encode_request(format, n, &mut payload),
+                None => request::encode_get(format, &without_n(&dl), &mut payload),
+            }
             self.publish_stream(stream, "get", format, payload).await?;
-            for _ in 0..per_request.min(missing) {
+            let expected = n
+                .unwrap_or(u32::MAX)
+                .min(131_072 / block)
+                .min(dl.remaining());
+            for _ in 0..expected {
                 let p = self.next_publish().await?;
                 anyhow::ensure!(
                     p.topic == data_topic,
@@ -277,19 +268,27 @@ impl Device {
                 );
                 let msg = response::decode_data(format, &p.payload)
                     .map_err(|e| anyhow::anyhow!("bad data message: {e}"))?;
-                msg.validate(&layout)
-                    .map_err(|e| anyhow::anyhow!("invalid block {}: {e:?}", msg.index))?;
-                let i = msg.index;
-                anyhow::ensure!(
-                    bitmap[(i / 8) as usize] & (1 << (i % 8)) != 0,
-                    "block {i} sent twice"
-                );
-                bitmap[(i / 8) as usize] &= !(1 << (i % 8));
-                image[layout.block_range(i)].copy_from_slice(&msg.payload);
-                missing -= 1;
+                match dl.ingest_message(&msg) {
+                    Ingest::Accepted { .. } | Ingest::Complete { .. } => {}
+                    other => bail!("block {} not accepted: {other:?}", msg.index),
+                }
             }
         }
-        Ok((image, requests))
+        Ok((dl.image().context("image kept")?.to_vec(), requests))
+    }
+}
+
+/// The agent's request for `dl`'s missing blocks, but without `n` (every set bit, capped at
+/// 128 KiB), as rustot asks.
+fn without_n(dl: &Download) -> GetStreamRequest<'_> {
+    GetStreamRequest {
+        client_token: Some("rdy"),
+        stream_version: None,
+        file_id: FileId::from(0),
+        block_size: dl.layout().block_size,
+        offset: 0,
+        count: None,
+        bitmap: Some(dl.bitmap().into()),
     }
 }
 

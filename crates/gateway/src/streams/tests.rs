@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use bytes::Buf;
 use otastream_chunker::request::GetStreamRequest;
 use otastream_chunker::{BlockSize, FileId};
+use otastream_device::download::{Download, Ingest};
 use rumqttc::mqttbytes::v4::{Packet, Publish};
 
 use super::*;
@@ -78,84 +79,87 @@ fn ask(source: &MapSource, topic: &str, payload: &[u8]) -> (Outcome, Vec<Publish
     (outcome, replies)
 }
 
-/// Downloads file 0 of stream `fw` the way the AWS agent does: whole-file bitmap of missing
-/// blocks, o = 0, `n` as given; returns the rebuilt image and the number of requests.
+/// Downloads file 0 of stream `fw` with the device simulator's [`Download`] (whole-file bitmap of
+/// missing blocks, `o = 0`, `n` blocks per request, like the AWS agent); checks that every request
+/// is answered with exactly `min(n, 128 KiB / l, missing)` new, valid blocks. Returns the rebuilt
+/// image and the number of requests.
 fn download(
     source: &MapSource,
     format: Format,
     size: usize,
     block: u32,
-    n: Option<u32>,
+    n: u32,
 ) -> (Vec<u8>, usize) {
-    let layout = FileLayout::new(size as u64, BlockSize::new(block).unwrap());
-    let blocks = layout.block_count();
-    let mut bitmap = vec![0u8; blocks.div_ceil(8) as usize];
-    for i in 0..blocks {
-        bitmap[(i / 8) as usize] |= 1 << (i % 8);
-    }
-    let mut image = vec![0u8; size];
+    let mut dl = Download::new(size as u64, BlockSize::new(block).unwrap(), 0, true);
+    let topic = format!("$aws/things/dev1/streams/fw/get/{}", format.as_str());
     let mut requests = 0;
-    while bitmap.iter().any(|b| *b != 0) {
+    while dl.remaining() > 0 {
         requests += 1;
-        assert!(requests <= blocks as usize + 1, "no progress");
-        let req = GetStreamRequest {
-            client_token: Some("rdy"),
-            stream_version: None,
-            file_id: FileId::new(0).unwrap(),
-            block_size: layout.block_size,
-            offset: 0,
-            count: n,
-            bitmap: Some(bitmap.clone().into()),
-        };
         let mut payload = Vec::new();
-        request::encode_get(format, &req, &mut payload);
-        let topic = format!("$aws/things/dev1/streams/fw/get/{}", format.as_str());
+        dl.encode_request(format, n, &mut payload);
+        let expected = n.min(131_072 / block).min(dl.remaining());
         let (outcome, replies) = ask(source, &topic, &payload);
-        assert!(matches!(outcome, Outcome::Served { .. }), "{outcome:?}");
-        let expected = n.unwrap_or(u32::MAX).min(131_072 / block) as usize;
-        let missing: u32 = bitmap.iter().map(|b| b.count_ones()).sum();
-        assert_eq!(replies.len(), expected.min(missing as usize));
+        assert!(
+            matches!(outcome, Outcome::Served { blocks, .. } if blocks == expected),
+            "{outcome:?}"
+        );
+        assert_eq!(replies.len(), expected as usize);
         for p in replies {
             assert_eq!(
                 p.topic,
                 format!("$aws/things/dev1/streams/fw/data/{}", format.as_str())
             );
             let msg = response::decode_data(format, &p.payload).expect("data message");
-            msg.validate(&layout).expect("valid block");
             assert_eq!(msg.client_token.as_deref(), Some("rdy"));
-            let i = msg.index;
-            assert_ne!(
-                bitmap[(i / 8) as usize] & (1 << (i % 8)),
-                0,
-                "block {i} sent twice"
+            let ingest = dl.ingest_message(&msg);
+            assert!(
+                matches!(ingest, Ingest::Accepted { .. } | Ingest::Complete { .. }),
+                "{ingest:?}"
             );
-            bitmap[(i / 8) as usize] &= !(1 << (i % 8));
-            image[layout.block_range(i)].copy_from_slice(&msg.payload);
         }
     }
-    (image, requests)
+    (dl.image().expect("kept").to_vec(), requests)
 }
 
 #[test]
-fn devices_rebuild_the_image_in_cbor_and_json_with_any_n() {
+fn devices_rebuild_the_image_in_cbor_and_json() {
     let size = 300_001;
     let data = image(size);
     let source = MapSource::with("fw", 1, vec![(0, data.clone())]);
     for format in [Format::Cbor, Format::Json] {
-        for (n, block, requests) in [
-            (Some(1), 4096, 74),
-            (Some(32), 4096, 3),
-            (None, 4096, 3),
-            (Some(8), 1024, 37),
-        ] {
+        for (n, block, requests) in [(1, 4096, 74), (32, 4096, 3), (40, 4096, 3), (8, 1024, 37)] {
             let (got, made) = download(&source, format, size, block, n);
-            assert!(
-                got == data[..],
-                "{format:?} n={n:?} l={block}: image differs"
-            );
-            assert_eq!(made, requests, "{format:?} n={n:?} l={block}");
+            assert!(got == data[..], "{format:?} n={n} l={block}: image differs");
+            assert_eq!(made, requests, "{format:?} n={n} l={block}");
         }
     }
+}
+
+#[test]
+fn without_n_a_bitmap_request_gets_every_set_bit_up_to_128_kib() {
+    let source = MapSource::with("fw", 1, vec![(0, image(1 << 20))]);
+    // 256 blocks of 4 KiB, all wanted, no `n`: the 32 lowest (128 KiB), ascending.
+    let req = GetStreamRequest {
+        client_token: None,
+        stream_version: Some(1),
+        file_id: FileId::new(0).unwrap(),
+        block_size: BlockSize::new(4096).unwrap(),
+        offset: 0,
+        count: None,
+        bitmap: Some(vec![0xff; 32].into()),
+    };
+    let mut payload = Vec::new();
+    request::encode_get(Format::Cbor, &req, &mut payload);
+    let (_, replies) = ask(&source, "$aws/things/dev1/streams/fw/get/cbor", &payload);
+    let got: Vec<u32> = replies
+        .iter()
+        .map(|p| {
+            response::decode_data(Format::Cbor, &p.payload)
+                .unwrap()
+                .index
+        })
+        .collect();
+    assert_eq!(got, (0..32).collect::<Vec<_>>());
 }
 
 #[test]
