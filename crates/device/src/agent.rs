@@ -11,7 +11,7 @@
 //!    HTTP requests, in order), [`Agent::poll_event`] (what happened), and re-read
 //!    [`Agent::poll_timeout`].
 //!
-//! The data path (blocks, requests, verification, HTTP) is in [`crate::transfer`].
+//! The data path (blocks, requests, verification, HTTP) is in the private `transfer` module.
 
 use std::collections::VecDeque;
 

@@ -156,6 +156,20 @@ fn endpoint(image: Vec<u8>, document: Option<serde_json::Value>) -> Arc<Endpoint
     })
 }
 
+/// Runs a firmware device trusting `signer` against `addr`; it must end SUCCEEDED on 0.0.2.
+async fn run_firmware_device(addr: SocketAddr, signer: &Signer) -> otastream_device::DeviceReport {
+    let mut cfg = DeviceConfig::new(THING);
+    cfg.code_signing_cert_pem = Some(signer.cert_pem.clone());
+    let report = run_device_with(cfg, addr, None, options()).await;
+    assert_eq!(
+        report.status,
+        FinalStatus::Succeeded {
+            version: AppVersion::new(0, 0, 2)
+        }
+    );
+    report
+}
+
 fn options() -> RunOptions {
     RunOptions {
         deadline: Duration::from_secs(60),
@@ -172,15 +186,7 @@ async fn mqtt_job_over_real_sockets() {
     let doc = support::mqtt_document(image.len(), &signer.sign_b64(&image));
     let ep = endpoint(image, Some(doc));
     let addr = start_mqtt(ep.clone()).await;
-    let mut cfg = DeviceConfig::new(THING);
-    cfg.code_signing_cert_pem = Some(signer.cert_pem.clone());
-    let report = run_device_with(cfg, addr, None, options()).await;
-    assert_eq!(
-        report.status,
-        FinalStatus::Succeeded {
-            version: AppVersion::new(0, 0, 2)
-        }
-    );
+    let report = run_firmware_device(addr, &signer).await;
     let blocks = 50_000usize.div_ceil(4096);
     assert_eq!(report.stats.blocks, blocks as u64);
     assert_eq!(report.block_latency_us.len(), blocks);
@@ -245,15 +251,7 @@ async fn http_job_over_real_sockets() {
     let url = format!("http://{s3}/bucket/fw.bin?X-Amz-Expires=1800");
     ep.jobs.lock().unwrap().document = Some(support::http_document(ep.image.len(), &url, &sig));
     let addr = start_mqtt(ep.clone()).await;
-    let mut cfg = DeviceConfig::new(THING);
-    cfg.code_signing_cert_pem = Some(signer.cert_pem.clone());
-    let report = run_device_with(cfg, addr, None, options()).await;
-    assert_eq!(
-        report.status,
-        FinalStatus::Succeeded {
-            version: AppVersion::new(0, 0, 2)
-        }
-    );
+    run_firmware_device(addr, &signer).await;
     assert_eq!(
         *ep.ranges.lock().unwrap(),
         ["bytes=0-4095", "bytes=4096-8191", "bytes=8192-9999"]
