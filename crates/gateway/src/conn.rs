@@ -281,6 +281,9 @@ impl<R: AsyncRead + Unpin> Connection<R> {
                     Some(Control::Notify { topic, payload }) => {
                         session.handle_reserved_notification(&topic, payload, &mut self.actions);
                     }
+                    Some(Control::Reply { topic, payload }) => {
+                        session.handle_reply(&topic, payload, &mut self.actions);
+                    }
                     Some(Control::TakenOver) | None => session.close(CloseReason::TakenOver, &mut self.actions),
                 },
                 () = sleep_until(deadline) => session.handle_timeout(Instant::now(), &mut self.actions),

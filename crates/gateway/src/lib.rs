@@ -43,7 +43,7 @@ pub mod wire;
 pub use conn::ConnectionConfig;
 pub use listener::{Gateway, GatewayConfig};
 pub use metrics::Metrics;
-pub use reserved::{ReservedTopicHandler, ReservedTopics, StreamsHandler};
+pub use reserved::{JobsDriver, JobsTopics, ReservedTopicHandler, ReservedTopics, StreamsHandler};
 pub use session::{Action, Identity, Session};
 pub use streams::{StreamSource, handle_stream_request};
 pub use wire::Outbound;

@@ -70,6 +70,15 @@ impl Gateway {
             .send(thing, Control::Notify { topic, payload })
     }
 
+    /// Delivers `payload` on `topic` (one of `thing`'s own reserved topics, e.g. a jobs
+    /// `$next/get/accepted`) to `thing` whether or not it subscribed, as AWS does for answers to a
+    /// device's own requests. False if `thing` is not connected (or its control queue is full).
+    pub fn reply(&self, thing: &str, topic: String, payload: Bytes) -> bool {
+        self.shared
+            .registry
+            .send(thing, Control::Reply { topic, payload })
+    }
+
     /// Serves plain MQTT on `listener` (the client id is the thing name) until `shutdown`
     /// completes; then closes every connection it accepted.
     pub async fn serve_tcp(&self, listener: TcpListener, shutdown: impl Future<Output = ()>) {

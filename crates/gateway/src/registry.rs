@@ -24,6 +24,13 @@ pub enum Control {
         /// Message payload.
         payload: Bytes,
     },
+    /// Deliver this answer to one of the device's own requests, subscribed or not.
+    Reply {
+        /// Topic under the thing's own `$aws/things/<thing>/` prefix.
+        topic: String,
+        /// Message payload.
+        payload: Bytes,
+    },
     /// Another connection authenticated as the same thing: close this one.
     TakenOver,
 }

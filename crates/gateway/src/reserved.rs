@@ -1,12 +1,14 @@
 //! Dispatch of the session's own reserved topics (`$aws/things/<thing>/...`) to in-process handlers.
 //!
-//! **Jobs plug in here.** The streams service is the only handler today. The jobs engine
-//! (crates/jobs) will add a [`ReservedTopicHandler`] that claims `$aws/things/<T>/jobs/...`; until
-//! then jobs topics are not claimed: a QoS 1 publish is still acknowledged, and nothing is answered.
+//! **Jobs plug in here.** [`StreamsHandler`] answers streams topics synchronously. [`JobsTopics`]
+//! claims `$aws/things/<T>/jobs/...` for a [`JobsDriver`] (the jobs engine's driver, which persists
+//! before it answers) that replies later through `Gateway::reply` and `Gateway::notify`. The
+//! server registers it once the jobs engine is wired in; until then jobs topics are not claimed:
+//! a QoS 1 publish is still acknowledged, and nothing is answered.
 
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use rumqttc::mqttbytes::v4::Publish;
 
 use crate::metrics::Metrics;
@@ -49,14 +51,7 @@ impl ReservedTopicHandler for StreamsHandler {
         scratch: &mut BytesMut,
         out: &mut Outbound,
     ) -> bool {
-        let Some(rest) = publish
-            .topic
-            .strip_prefix("$aws/things/")
-            .and_then(|r| r.strip_prefix(thing))
-        else {
-            return false;
-        };
-        if !rest.starts_with("/streams/") {
+        if own_service_suffix(thing, &publish.topic, "streams").is_none() {
             return false;
         }
         let outcome = streams::handle_stream_request(
@@ -67,6 +62,47 @@ impl ReservedTopicHandler for StreamsHandler {
             out,
         );
         self.metrics.record(outcome);
+        true
+    }
+}
+
+/// The part of `topic` after `$aws/things/<thing>/<service>/`, if `topic` is under it.
+fn own_service_suffix<'t>(thing: &str, topic: &'t str, service: &str) -> Option<&'t str> {
+    topic
+        .strip_prefix("$aws/things/")?
+        .strip_prefix(thing)?
+        .strip_prefix('/')?
+        .strip_prefix(service)?
+        .strip_prefix('/')
+}
+
+/// The jobs engine's driver as the gateway sees it.
+pub trait JobsDriver: Send + Sync {
+    /// One request from `thing` on `$aws/things/<thing>/jobs/<topic_suffix>` (e.g. `$next/get`).
+    /// Must not block: persist on another thread, then answer with `Gateway::reply` (the
+    /// `accepted`/`rejected` answer, delivered without a subscription) and `Gateway::notify`.
+    fn handle_jobs_request(&self, thing: &str, topic_suffix: &str, payload: Bytes);
+}
+
+/// Claims `$aws/things/<T>/jobs/...` for a [`JobsDriver`]; writes nothing itself.
+pub struct JobsTopics {
+    driver: Arc<dyn JobsDriver>,
+}
+
+impl JobsTopics {
+    /// Hands jobs requests to `driver`.
+    pub fn new(driver: Arc<dyn JobsDriver>) -> Self {
+        Self { driver }
+    }
+}
+
+impl ReservedTopicHandler for JobsTopics {
+    fn handle(&self, thing: &str, publish: &Publish, _: &mut BytesMut, _: &mut Outbound) -> bool {
+        let Some(suffix) = own_service_suffix(thing, &publish.topic, "jobs") else {
+            return false;
+        };
+        self.driver
+            .handle_jobs_request(thing, suffix, publish.payload.clone());
         true
     }
 }
@@ -153,5 +189,61 @@ mod tests {
         let shadow = Publish::new("$aws/things/dev1/shadow/get", QoS::AtMostOnce, Vec::new());
         assert!(!reserved.dispatch("dev1", &shadow, &mut scratch, &mut out));
         assert!(out.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod jobs_tests {
+    use super::*;
+    use rumqttc::mqttbytes::QoS;
+    use std::sync::Mutex;
+
+    /// Records what it is handed.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<(String, String, Bytes)>>);
+
+    impl JobsDriver for Recorder {
+        fn handle_jobs_request(&self, thing: &str, topic_suffix: &str, payload: Bytes) {
+            let mut seen = self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            seen.push((thing.into(), topic_suffix.into(), payload));
+        }
+    }
+
+    #[test]
+    fn jobs_topics_go_to_the_driver_and_nothing_else_does() {
+        let recorder = Arc::new(Recorder::default());
+        let reserved =
+            ReservedTopics::new().with_handler(Arc::new(JobsTopics::new(recorder.clone())));
+        let (mut scratch, mut out) = (BytesMut::new(), Outbound::new());
+        let next = Publish::new(
+            "$aws/things/dev1/jobs/$next/get",
+            QoS::AtLeastOnce,
+            b"{}".to_vec(),
+        );
+        assert!(reserved.dispatch("dev1", &next, &mut scratch, &mut out));
+        let streams = Publish::new(
+            "$aws/things/dev1/streams/s/get/cbor",
+            QoS::AtMostOnce,
+            vec![],
+        );
+        assert!(!reserved.dispatch("dev1", &streams, &mut scratch, &mut out));
+        let jobsish = Publish::new("$aws/things/dev1/jobsx/get", QoS::AtMostOnce, vec![]);
+        assert!(!reserved.dispatch("dev1", &jobsish, &mut scratch, &mut out));
+        assert!(out.is_empty(), "the driver answers later, not here");
+        let seen = recorder
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        assert_eq!(
+            *seen,
+            vec![(
+                "dev1".to_owned(),
+                "$next/get".to_owned(),
+                Bytes::from_static(b"{}")
+            )]
+        );
     }
 }

@@ -322,14 +322,7 @@ impl Session {
     /// Delivers a message the embedded broker forwarded to this session's link, at the highest QoS
     /// among the matching subscriptions (dropped if none matches any more).
     pub fn handle_broker_message(&mut self, topic: &str, payload: Bytes, out: &mut Vec<Action>) {
-        let qos = self
-            .state
-            .subscriptions
-            .iter()
-            .filter(|s| s.route == Route::Broker && matches(topic, &s.filter))
-            .map(|s| s.qos)
-            .max_by_key(|q| *q as u8);
-        if let Some(qos) = qos {
+        if let Some(qos) = self.granted_qos(Route::Broker, topic) {
             self.deliver(topic, payload, qos, out);
         }
     }
@@ -342,20 +335,35 @@ impl Session {
         payload: Bytes,
         out: &mut Vec<Action>,
     ) -> bool {
+        let qos = self.granted_qos(Route::Reserved, topic);
+        if let Some(qos) = qos {
+            self.deliver(topic, payload, qos, out);
+        }
+        qos.is_some()
+    }
+
+    /// Delivers the answer to one of this device's own reserved-topic requests (for example a jobs
+    /// `$next/get/accepted`), subscribed or not, as AWS does: at the granted QoS if the device
+    /// subscribed, else at QoS 0.
+    pub fn handle_reply(&mut self, topic: &str, payload: Bytes, out: &mut Vec<Action>) {
         let qos = self
-            .state
+            .granted_qos(Route::Reserved, topic)
+            .unwrap_or(QoS::AtMostOnce);
+        self.deliver(topic, payload, qos, out);
+    }
+
+    /// The highest QoS among this session's `route` subscriptions that match `topic`.
+    fn granted_qos(&self, route: Route, topic: &str) -> Option<QoS> {
+        let matching = |filter: &str| match route {
+            Route::Broker => matches(topic, filter),
+            Route::Reserved => policy::filter_matches(filter, topic),
+        };
+        self.state
             .subscriptions
             .iter()
-            .filter(|s| s.route == Route::Reserved && policy::filter_matches(&s.filter, topic))
+            .filter(|s| s.route == route && matching(&s.filter))
             .map(|s| s.qos)
-            .max_by_key(|q| *q as u8);
-        match qos {
-            Some(qos) => {
-                self.deliver(topic, payload, qos, out);
-                true
-            }
-            None => false,
-        }
+            .max_by_key(|q| *q as u8)
     }
 
     fn deliver(&mut self, topic: &str, payload: Bytes, qos: QoS, out: &mut Vec<Action>) {

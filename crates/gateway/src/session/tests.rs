@@ -364,3 +364,26 @@ fn the_last_will_is_published_unless_the_device_disconnects_cleanly() {
         "wills on $ topics are ignored"
     );
 }
+
+#[test]
+fn replies_reach_the_requester_without_a_subscription() {
+    let now = Instant::now();
+    let (mut s, _) = start("dev-1", true, None, now);
+    let mut out = Vec::new();
+    let topic = "$aws/things/dev-1/jobs/$next/get/accepted";
+    assert!(!s.handle_reserved_notification(topic, Bytes::from_static(b"{}"), &mut out));
+    assert!(out.is_empty(), "notifications need a subscription");
+    s.handle_reply(topic, Bytes::from_static(b"{}"), &mut out);
+    assert!(
+        matches!(&out[..], [Action::Send(Packet::Publish(p))] if p.topic == topic && p.qos == QoS::AtMostOnce)
+    );
+
+    feed(
+        &mut s,
+        subscribe(1, &[("$aws/things/dev-1/jobs/#", QoS::AtLeastOnce)]),
+        now,
+    );
+    out.clear();
+    s.handle_reply(topic, Bytes::from_static(b"{}"), &mut out);
+    assert!(matches!(&out[..], [Action::Send(Packet::Publish(p))] if p.qos == QoS::AtLeastOnce));
+}
