@@ -12,7 +12,8 @@
 //! - [`sigv4`]: SigV4 verification for the rest-json services (sans-IO: head + body + `now`).
 //! - [`error`]: [`error::ApiError`], the one place where failures become rest-json wire errors.
 //! - `route`: picks the service from the credential scope and dispatches.
-//! - `s3`: `impl s3s::S3` over the store (buckets, versioning, objects, ranges, multipart).
+//! - `s3` (+ `s3_list`, `s3_multipart`): `impl s3s::S3` over the store (buckets, versioning,
+//!   objects, ranges, listings, multipart).
 //! - `validate`: identifier and enum checks the CLI does not do (AWS-API.md §7.2).
 //! - [`jobs_hub`]: [`jobs_hub::JobsHandle`], the driver of the shared `otastream-jobs` engine
 //!   (persist, then publish through an [`jobs_hub::ActionSink`]).
@@ -38,7 +39,9 @@ mod presign;
 mod route;
 mod s3;
 mod s3_list;
+mod s3_multipart;
 mod signer;
+mod signer_jobs;
 mod util;
 mod validate;
 
@@ -135,6 +138,7 @@ impl ApiState {
             jobs,
         };
         acm::ensure_dev_certificate(&state)?;
+        ota::fail_interrupted(&state)?;
         Ok(state)
     }
 

@@ -206,6 +206,19 @@ fn process(state: &ApiState, id: &str) -> ApiResult<()> {
     Ok(())
 }
 
+/// Updates left `CREATE_PENDING` by a restart (their background task died with the process)
+/// become `CREATE_FAILED`, so they never stay pending forever.
+pub(crate) fn fail_interrupted(state: &ApiState) -> Result<(), otastream_store::StoreError> {
+    for (id, mut record) in state.store.list_resources(KIND, None)? {
+        if record["otaUpdateStatus"] == "CREATE_PENDING" {
+            let message = "The server restarted while the update was being created";
+            fail(&mut record, "InternalFailureException", message);
+            state.store.put_resource(KIND, &id, None, &record)?;
+        }
+    }
+    Ok(())
+}
+
 fn fail(record: &mut Value, code: &str, message: &str) {
     record["otaUpdateStatus"] = json!("CREATE_FAILED");
     record["errorInfo"] = json!({ "code": code, "message": message });

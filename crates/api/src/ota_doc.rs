@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult};
-use crate::{iot_streams, signer, validate};
+use crate::{iot_streams, signer, signer_jobs, validate};
 
 /// How long an OTA update waits for a signer job that is still `InProgress`.
 const SIGNER_WAIT: Duration = Duration::from_secs(30);
@@ -120,7 +120,7 @@ struct Resolved {
 fn finished_signer_job(state: &ApiState, job_id: &str) -> ApiResult<Value> {
     let deadline = Instant::now() + SIGNER_WAIT;
     loop {
-        let job = signer::load_job(state, job_id)
+        let job = signer_jobs::load_job(state, job_id)
             .map_err(|_| ApiError::invalid(format!("Signer job {job_id} does not exist")))?;
         match job["status"].as_str() {
             Some("Succeeded") => return Ok(job),
@@ -202,7 +202,7 @@ fn sign_with_parameter(state: &ApiState, f: &Value, p: &Value) -> ApiResult<(Val
         }
     };
     let dst = &p["destination"]["s3Destination"];
-    let req = signer::StartJob {
+    let req = signer_jobs::StartJob {
         source: Some(
             json!({ "s3": { "bucketName": src.bucket, "key": src.key, "version": version } }),
         ),
@@ -211,8 +211,8 @@ fn sign_with_parameter(state: &ApiState, f: &Value, p: &Value) -> ApiResult<(Val
         ),
         profile_name: Some(name.to_owned()),
     };
-    let id = signer::create_job(state, &req).map_err(|e| ApiError::invalid(e.message))?;
-    let job = signer::run_job(state, &id)?;
+    let id = signer_jobs::create_job(state, &req).map_err(|e| ApiError::invalid(e.message))?;
+    let job = signer_jobs::run_job(state, &id)?;
     let job = finished_signer_job(state, job["jobId"].as_str().unwrap_or_default())?;
     let certfile = params["certificatePathOnDevice"]
         .as_str()
@@ -344,6 +344,32 @@ pub(crate) fn build(state: &ApiState, ota_id: &str, record: &Value) -> ApiResult
         };
         Some(iot_streams::create_record(state, &new).map_err(|e| ApiError::invalid(e.message))?)
     };
+    match render(state, record, &resolved, created.as_ref()) {
+        Ok((document, streams)) => Ok(Built {
+            document,
+            files,
+            created_stream: created.map(|c| c.id),
+            streams,
+        }),
+        Err(e) => {
+            // Nothing refers to the stream made for this update: do not leave it behind.
+            if let Some(stream) = created
+                && let Err(cleanup) = state.store.delete_stream(&stream.id)
+            {
+                tracing::warn!(error = %cleanup, stream = %stream.id, "could not remove an unused OTA stream");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The `afr_ota` document and the streams it uses.
+fn render(
+    state: &ApiState,
+    record: &Value,
+    resolved: &[Resolved],
+    created: Option<&StreamRecord>,
+) -> ApiResult<(String, Vec<String>)> {
     let protocols: Vec<Protocol> = record["protocols"]
         .as_array()
         .into_iter()
@@ -358,7 +384,7 @@ pub(crate) fn build(state: &ApiState, ota_id: &str, record: &Value) -> ApiResult
     let mut doc_files = Vec::new();
     let mut streams: Vec<String> = Vec::new();
     let mut next_own_id = 0u8;
-    for r in &resolved {
+    for r in resolved {
         let (record, file_id) = match &r.stream {
             Some((id, file_id)) => {
                 let rec = state
@@ -369,7 +395,7 @@ pub(crate) fn build(state: &ApiState, ota_id: &str, record: &Value) -> ApiResult
             }
             None => {
                 let rec = created
-                    .clone()
+                    .cloned()
                     .ok_or_else(|| ApiError::internal("stream for S3 files was not created"))?;
                 next_own_id = next_own_id.saturating_add(1);
                 (rec, next_own_id - 1)
@@ -410,10 +436,5 @@ pub(crate) fn build(state: &ApiState, ota_id: &str, record: &Value) -> ApiResult
     }
     .to_json()
     .map_err(|e| ApiError::invalid(e.to_string()))?;
-    Ok(Built {
-        document,
-        files,
-        created_stream: created.map(|c| c.id),
-        streams,
-    })
+    Ok((document, streams))
 }

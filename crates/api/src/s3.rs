@@ -100,11 +100,11 @@ pub(crate) fn etag(quoted: &str) -> ETag {
 }
 
 /// `x-amz-version-id` is only sent for objects written while versioning was on.
-fn version_header(info: &ObjectInfo) -> Option<String> {
+pub(crate) fn version_header(info: &ObjectInfo) -> Option<String> {
     (info.version_id != "null").then(|| info.version_id.clone())
 }
 
-fn put_meta(content_type: Option<ContentType>, metadata: Option<Metadata>) -> PutMeta {
+pub(crate) fn put_meta(content_type: Option<ContentType>, metadata: Option<Metadata>) -> PutMeta {
     let mut user_metadata: Vec<(String, String)> =
         metadata.unwrap_or_default().into_iter().collect();
     user_metadata.sort();
@@ -118,7 +118,7 @@ fn metadata(info: &ObjectInfo) -> Option<Metadata> {
     (!info.user_metadata.is_empty()).then(|| info.user_metadata.iter().cloned().collect())
 }
 
-async fn read_body(body: Option<StreamingBlob>) -> S3Result<bytes::Bytes> {
+pub(crate) async fn read_body(body: Option<StreamingBlob>) -> S3Result<bytes::Bytes> {
     let Some(blob) = body else {
         return Ok(bytes::Bytes::new());
     };
@@ -354,79 +354,27 @@ impl S3 for StoreS3 {
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-        let input = req.input;
-        let meta = put_meta(input.content_type, input.metadata);
-        let (bucket, key) = (input.bucket.clone(), input.key.clone());
-        let upload_id = self
-            .run(move |s| s.create_multipart(&bucket, &key, meta))
-            .await?;
-        Ok(S3Response::new(CreateMultipartUploadOutput {
-            bucket: Some(input.bucket),
-            key: Some(input.key),
-            upload_id: Some(upload_id),
-            ..Default::default()
-        }))
+        crate::s3_multipart::create(&self.store, req.input).await
     }
 
     async fn upload_part(
         &self,
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
-        let input = req.input;
-        let part = u32::try_from(input.part_number).map_err(|_| {
-            S3Error::with_message(S3ErrorCode::InvalidArgument, "Part number must be 1..10000")
-        })?;
-        let data = read_body(input.body).await?;
-        let upload_id = input.upload_id;
-        let tag = self
-            .run(move |s| s.upload_part(&upload_id, part, &data))
-            .await?;
-        Ok(S3Response::new(UploadPartOutput {
-            e_tag: Some(etag(&tag)),
-            ..Default::default()
-        }))
+        crate::s3_multipart::upload_part(&self.store, req.input).await
     }
 
     async fn complete_multipart_upload(
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        let input = req.input;
-        let mut parts = Vec::new();
-        for part in input
-            .multipart_upload
-            .and_then(|m| m.parts)
-            .unwrap_or_default()
-        {
-            let number = part.part_number.and_then(|n| u32::try_from(n).ok());
-            let (Some(number), Some(tag)) = (number, part.e_tag) else {
-                return Err(S3Error::with_message(
-                    S3ErrorCode::InvalidPart,
-                    "Each part needs PartNumber and ETag",
-                ));
-            };
-            parts.push((number, format!("\"{}\"", tag.value())));
-        }
-        let upload_id = input.upload_id;
-        let info = self
-            .run(move |s| s.complete_multipart(&upload_id, &parts))
-            .await?;
-        Ok(S3Response::new(CompleteMultipartUploadOutput {
-            location: Some(format!("/{}/{}", info.bucket, info.key)),
-            e_tag: Some(etag(&info.etag)),
-            version_id: version_header(&info),
-            bucket: Some(info.bucket),
-            key: Some(info.key),
-            ..Default::default()
-        }))
+        crate::s3_multipart::complete(&self.store, req.input).await
     }
 
     async fn abort_multipart_upload(
         &self,
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-        let upload_id = req.input.upload_id;
-        self.run(move |s| s.abort_multipart(&upload_id)).await?;
-        Ok(S3Response::new(AbortMultipartUploadOutput::default()))
+        crate::s3_multipart::abort(&self.store, req.input).await
     }
 }
