@@ -66,6 +66,9 @@ pub struct Config {
     /// Region in the SigV4 scope for --http.
     #[arg(long, default_value = "us-east-1")]
     pub region: String,
+    /// Without a control plane: create the stream directly in this server data directory.
+    #[arg(long, conflicts_with = "http")]
+    pub data_dir: Option<PathBuf>,
     /// Use this existing stream (file 0, of --image-size bytes) instead of creating one.
     #[arg(long)]
     pub stream: Option<String>,
@@ -207,8 +210,11 @@ impl Config {
         if !has_target && self.baseline.is_empty() {
             bail!("nothing to measure: give --mqtt/--mqtts and/or --baseline");
         }
-        if has_target && self.mode == Mode::Stream && self.stream.is_none() && self.http.is_none() {
-            bail!("--mode stream needs --stream ID (existing) or --http (create one)");
+        let can_create = self.http.is_some() || self.data_dir.is_some();
+        if has_target && self.mode == Mode::Stream && self.stream.is_none() && !can_create {
+            bail!(
+                "--mode stream needs --stream ID (existing), or --http or --data-dir to create one"
+            );
         }
         if self.baseline.contains(&Baseline::Mosquitto) {
             self.broker

@@ -49,23 +49,13 @@ pub async fn run_all(cfg: &Config) -> anyhow::Result<Vec<Report>> {
     let image = setup::test_image(cfg.image_size);
     let mut reports = Vec::new();
     if let Some(endpoint) = main_endpoint(cfg) {
-        let (stream, expected) = match (&cfg.stream, cfg.http) {
-            (Some(s), _) => (s.clone(), None),
-            (None, Some(addr)) => {
-                let id = unique_stream_id();
-                let cp = ControlPlane {
-                    addr,
-                    access_key_id: cfg.access_key_id.clone(),
-                    secret_access_key: cfg.secret_access_key.clone(),
-                    region: cfg.region.clone(),
-                };
-                if cfg.mode == Mode::Stream {
-                    cp.create_stream(&id, image.clone()).await?;
-                }
-                (id, Some(image.clone()))
-            }
-            (None, None) => (unique_stream_id(), None),
+        let (stream, expected) = match &cfg.stream {
+            Some(s) => (s.clone(), None),
+            None => (unique_stream_id(), Some(image.clone())),
         };
+        if cfg.stream.is_none() && cfg.mode == Mode::Stream {
+            create_stream(cfg, &stream, image.clone()).await?;
+        }
         let target = Target {
             name: "otastream".into(),
             endpoint,
@@ -109,6 +99,24 @@ pub async fn run_all(cfg: &Config) -> anyhow::Result<Vec<Report>> {
     Ok(reports)
 }
 
+/// Creates `stream` through the control plane (`--http`) or the data directory (`--data-dir`).
+async fn create_stream(cfg: &Config, stream: &str, image: Bytes) -> anyhow::Result<()> {
+    if let Some(addr) = cfg.http {
+        let cp = ControlPlane {
+            addr,
+            access_key_id: cfg.access_key_id.clone(),
+            secret_access_key: cfg.secret_access_key.clone(),
+            region: cfg.region.clone(),
+        };
+        return cp.create_stream(stream, image).await;
+    }
+    let dir = cfg
+        .data_dir
+        .as_deref()
+        .context("creating a stream needs --http or --data-dir")?;
+    setup::create_stream_in_store(dir, stream, image).await
+}
+
 fn main_endpoint(cfg: &Config) -> Option<Endpoint> {
     if let Some(addr) = cfg.mqtts {
         let files = TlsFiles {
@@ -121,12 +129,14 @@ fn main_endpoint(cfg: &Config) -> Option<Endpoint> {
     cfg.mqtt.map(Endpoint::Mqtt)
 }
 
-/// `loadgen-<pid>-<unix seconds>`: well under the agent's 44-character stream ids.
+/// `loadgen-<pid>-<unix seconds>-<n>`: unique per run, well under the agent's 44 characters.
 fn unique_stream_id() -> String {
+    static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    format!("loadgen-{}-{secs}", std::process::id())
+    format!("loadgen-{}-{secs}-{n}", std::process::id())
 }
 
 /// Runs the configured fleet against one target and reports on it.

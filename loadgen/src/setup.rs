@@ -1,8 +1,10 @@
 //! Setting up what a run downloads: a deterministic test image, and a stream created through the
 //! control plane the way `aws s3 cp` + `aws iot create-stream` would (SigV4 with `aws-sigv4`,
-//! HTTP/1.1 with hyper; no aws CLI needed).
+//! HTTP/1.1 with hyper; no aws CLI needed) — or, for a server without a control plane, directly
+//! in its data directory through the store API (the store allows several processes).
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::SystemTime;
 
 use anyhow::{Context, bail};
@@ -15,6 +17,7 @@ use aws_smithy_runtime_api::client::identity::Identity;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
+use otastream_store::{NewStream, PutMeta, Store, StreamFile};
 use tokio::net::TcpStream;
 
 /// The bucket loadgen uploads its images to.
@@ -166,6 +169,37 @@ impl ControlPlane {
         instructions.apply_to_request_http1x(req);
         Ok(())
     }
+}
+
+/// Stores `image` as `otastream-loadgen/<stream>.bin` in the data directory `data_dir` (shared
+/// with a running server) and creates stream `stream` with it as file 0.
+pub async fn create_stream_in_store(
+    data_dir: &Path,
+    stream: &str,
+    image: Bytes,
+) -> anyhow::Result<()> {
+    let (dir, id) = (data_dir.to_path_buf(), stream.to_owned());
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let store = Store::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
+        if !store.bucket_exists(BUCKET)? {
+            store.create_bucket(BUCKET)?;
+        }
+        let key = format!("{id}.bin");
+        store.put_object(BUCKET, &key, &image, PutMeta::default())?;
+        store.create_stream(&NewStream {
+            id,
+            description: Some("otastream-loadgen test image".into()),
+            role_arn: None,
+            files: vec![StreamFile {
+                file_id: 0,
+                bucket: BUCKET.into(),
+                key,
+                version_id: None,
+            }],
+        })?;
+        Ok(())
+    })
+    .await?
 }
 
 #[cfg(test)]

@@ -7,8 +7,7 @@ use std::net::SocketAddr;
 use clap::Parser;
 use otastream::server::{self, RunningServer, ServerConfig};
 use otastream_loadgen::report::Report;
-use otastream_loadgen::{Config, fleet, setup};
-use otastream_store::{NewStream, PutMeta, StreamFile};
+use otastream_loadgen::{Config, fleet};
 
 struct TestServer {
     server: RunningServer,
@@ -39,31 +38,6 @@ async fn start_control_plane(t: &TestServer) -> SocketAddr {
     .expect("api state");
     tokio::spawn(async move { axum::serve(listener, otastream_api::router(state)).await });
     addr
-}
-
-/// Creates stream `id` directly in the store with loadgen's test image of `size` bytes.
-async fn create_stream(t: &TestServer, id: &str, size: u64) {
-    let store = t.server.store.clone();
-    let id = id.to_owned();
-    tokio::task::spawn_blocking(move || {
-        store.create_bucket("fw")?;
-        let key = format!("{id}.bin");
-        store.put_object("fw", &key, &setup::test_image(size), PutMeta::default())?;
-        store.create_stream(&NewStream {
-            id,
-            description: None,
-            role_arn: None,
-            files: vec![StreamFile {
-                file_id: 0,
-                bucket: "fw".into(),
-                key,
-                version_id: None,
-            }],
-        })
-    })
-    .await
-    .expect("join")
-    .expect("stream created");
 }
 
 fn config(args: &[String]) -> Config {
@@ -143,12 +117,13 @@ async fn fifty_devices_download_a_stream_made_through_the_control_plane_and_the_
 async fn with_loss_and_reboots_every_device_completes_without_duplicate_answers() {
     let t = start_server().await;
     let image = 32 * 1024;
-    create_stream(&t, "fw-faults", image).await;
     for format in ["--cbor", "--json"] {
+        // The stream is created in the server's data directory (no control plane needed).
         let cfg = config(&args(&format!(
-            "--mqtt {} --stream fw-faults --devices 50 --image-size {image} {format} \
+            "--mqtt {} --data-dir {} --devices 50 --image-size {image} {format} \
              --loss 5 --reboot 30 --retry-ms 200 --seed 7 --thing-prefix f{}",
             t.server.mqtt_addr,
+            t.server.data_dir.display(),
             &format[2..]
         )));
         let r = fleet::run_all(&cfg).await.expect("run").remove(0);
