@@ -144,6 +144,9 @@ pub async fn run_device_with(
     mqtt.set_credentials(USERNAME, "");
     mqtt.set_max_packet_size(256 * 1024, 256 * 1024);
     if let Some(tls) = tls {
+        // rumqttc is built without a crypto provider: make ring the process default (a no-op
+        // when the application already installed one).
+        let _already_installed = rustls::crypto::ring::default_provider().install_default();
         mqtt.set_transport(Transport::tls_with_config(tls));
     }
     let (client, mut eventloop) = AsyncClient::new(mqtt, 1024);

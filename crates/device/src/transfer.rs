@@ -3,6 +3,7 @@
 //! a transfer (hash, signature, self-test or SUCCEEDED).
 
 use otastream_chunker::response;
+use sha2::Digest as _;
 
 use crate::agent::{Agent, Event, PublishKind, QoS, State, Transmit};
 use crate::download::{Download, Ingest};
@@ -14,6 +15,12 @@ impl Agent {
     /// `--mode stream` of load tests. Ends with [`Event::DownloadComplete`] or [`Event::Failed`].
     pub fn start_stream_download(&mut self, now: u64, stream: &str, file_id: u8, file_size: u64) {
         self.job = None;
+        if file_size == 0 {
+            // Nothing to fetch: complete at once rather than asking for no blocks.
+            let sha256 = sha2::Sha256::digest([]).into();
+            self.emit(Event::DownloadComplete { sha256 });
+            return;
+        }
         let download = Download::new(file_size, self.cfg.block_size, file_id, self.cfg.keep_image);
         self.start_mqtt_transfer(now, stream, download);
     }

@@ -18,8 +18,8 @@ use rumqttc::{
     ConnAck, ConnectReturnCode, Packet, PubAck, Publish, QoS, SubAck, SubscribeReasonCode,
 };
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 
 use support::{JobService, STREAM, Signer, THING, test_image};
 
@@ -44,7 +44,7 @@ async fn start_mqtt(endpoint: Arc<Endpoint>) -> SocketAddr {
     addr
 }
 
-async fn connection(mut stream: TcpStream, ep: Arc<Endpoint>) {
+async fn connection(mut stream: impl AsyncRead + AsyncWrite + Unpin, ep: Arc<Endpoint>) {
     let mut input = BytesMut::new();
     loop {
         let packet = match Packet::read(&mut input, 1 << 20) {
@@ -256,4 +256,103 @@ async fn http_job_over_real_sockets() {
         *ep.ranges.lock().unwrap(),
         ["bytes=0-4095", "bytes=4096-8191", "bytes=8192-9999"]
     );
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a device certificate with CN = thing, all rcgen.
+struct Pki {
+    ca_pem: String,
+    server: (String, String),
+    device: (String, String),
+}
+
+fn pki() -> Pki {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let leaf = |names: Vec<String>, cn: &str| {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(names).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    Pki {
+        ca_pem: ca_cert.pem(),
+        server: leaf(vec!["127.0.0.1".to_owned()], "otastream-test"),
+        device: leaf(Vec::new(), THING),
+    }
+}
+
+/// The MQTT endpoint behind TLS 1.2/1.3 that requires a client certificate from the CA.
+async fn start_mqtts(ep: Arc<Endpoint>, pki: &Pki) -> SocketAddr {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(pki.ca_pem.as_bytes()).unwrap())
+        .unwrap();
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            vec![CertificateDer::from_pem_slice(pki.server.0.as_bytes()).unwrap()],
+            PrivateKeyDer::from_pem_slice(pki.server.1.as_bytes()).unwrap(),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (acceptor, ep) = (acceptor.clone(), ep.clone());
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(stream).await {
+                    connection(tls, ep).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// The same firmware job over mutual TLS: the driver installs the ring provider itself and
+/// presents the device certificate.
+#[tokio::test]
+async fn mqtt_job_over_mutual_tls() {
+    let signer = Signer::new();
+    let image = test_image(20_000);
+    let doc = support::mqtt_document(image.len(), &signer.sign_b64(&image));
+    let ep = endpoint(image, Some(doc));
+    let pki = pki();
+    let addr = start_mqtts(ep.clone(), &pki).await;
+    let mut cfg = DeviceConfig::new(THING);
+    cfg.code_signing_cert_pem = Some(signer.cert_pem.clone());
+    let tls = rumqttc::TlsConfiguration::Simple {
+        ca: pki.ca_pem.clone().into_bytes(),
+        alpn: None,
+        client_auth: Some((
+            pki.device.0.clone().into_bytes(),
+            pki.device.1.clone().into_bytes(),
+        )),
+    };
+    let report = run_device_with(cfg, addr, Some(tls), options()).await;
+    assert_eq!(
+        report.status,
+        FinalStatus::Succeeded {
+            version: AppVersion::new(0, 0, 2)
+        }
+    );
+    assert!(ep.jobs.lock().unwrap().last_update().contains("SUCCEEDED"));
 }

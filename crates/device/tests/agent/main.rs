@@ -4,6 +4,7 @@
 mod fixtures;
 mod http;
 mod mqtt;
+mod robustness;
 mod sim;
 #[path = "../support/mod.rs"]
 mod support;

@@ -330,6 +330,43 @@ fn stream_download_without_a_job() {
     ));
 }
 
+/// The JSON streams format (load tests' `--json`): requests on `get/json` with the bitmap as the
+/// chunker encodes it, Base64 payloads back on `data/json`; a zero-byte stream completes at once.
+#[test]
+fn json_streams_and_empty_stream() {
+    let mut cfg = DeviceConfig::new(crate::sim::THING).fast(4);
+    cfg.use_jobs = false;
+    cfg.format = otastream_chunker::Format::Json;
+    cfg.keep_image = true;
+    let mut sim = Sim::new(cfg, test_image(30_000));
+    sim.connect();
+    sim.agent
+        .start_stream_download(sim.now, crate::sim::STREAM, 0, 30_000);
+    sim.pump();
+    assert!(sim.subscriptions[0].ends_with("/data/json"));
+    sim.run();
+    assert_eq!(sim.agent.stats().blocks, 8);
+    assert_eq!(sim.agent.stats().requests, 2);
+    assert!(
+        sim.published
+            .iter()
+            .all(|(_, t, p)| t.ends_with("/get/json") && p[0] == b'{')
+    );
+    let sha: [u8; 32] = Sha256::digest(&sim.image).into();
+    assert!(
+        sim.events
+            .contains(&Event::DownloadComplete { sha256: sha })
+    );
+    sim.agent
+        .start_stream_download(sim.now, crate::sim::STREAM, 0, 0);
+    sim.pump();
+    let empty: [u8; 32] = Sha256::digest([]).into();
+    assert_eq!(
+        sim.events.last(),
+        Some(&Event::DownloadComplete { sha256: empty })
+    );
+}
+
 /// A job that offers no protocol the document can serve, and unusable documents.
 #[test]
 fn unusable_jobs_fail_with_agent_codes() {

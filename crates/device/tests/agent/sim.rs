@@ -133,7 +133,8 @@ impl Sim {
     }
 
     pub fn push_data(&mut self, payload: Vec<u8>) {
-        let topic = format!("$aws/things/{THING}/streams/{STREAM}/data/cbor");
+        let format = self.agent.config().format.as_str();
+        let topic = format!("$aws/things/{THING}/streams/{STREAM}/data/{format}");
         self.inbox.push_back((topic, payload));
     }
 

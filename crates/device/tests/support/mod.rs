@@ -5,7 +5,7 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 use base64::Engine as _;
-use otastream_chunker::{FileLayout, Format, request, response, select, topic};
+use otastream_chunker::{FileLayout, request, response, select, topic};
 use p256::ecdsa::signature::Signer as _;
 use p256::pkcs8::DecodePrivateKey as _;
 use serde_json::{Value, json};
@@ -150,22 +150,23 @@ impl JobService {
     }
 }
 
-/// The blocks a GetStream request selects, as (index, data message) pairs on `data_topic`.
+/// The blocks a GetStream request selects, as (index, data message) pairs on the data topic of
+/// the request's format.
 pub fn answer_get_stream(
     image: &[u8],
     get_topic: &str,
     payload: &[u8],
 ) -> (String, Vec<(u32, Vec<u8>)>) {
     let t = topic::parse_stream_topic(get_topic).unwrap();
-    assert_eq!((t.thing, t.stream, t.format), (THING, STREAM, Format::Cbor));
-    let req = request::decode_get(Format::Cbor, payload).unwrap();
+    assert_eq!((t.thing, t.stream), (THING, STREAM));
+    let req = request::decode_get(t.format, payload).unwrap();
     let layout = FileLayout::new(image.len() as u64, req.block_size);
     let messages = select::select_blocks(&req, &layout)
         .unwrap()
         .map(|i| {
             let mut msg = Vec::new();
             response::encode_data(
-                Format::Cbor,
+                t.format,
                 req.client_token,
                 0,
                 i,
