@@ -21,7 +21,7 @@ use x509_parser::pem::Pem;
 
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult, json_ok, parse_json};
-use crate::util::{epoch_seconds, now_ms};
+use crate::util::{epoch_seconds, now_ms, public_view};
 
 const KIND: &str = "acm-certificate";
 /// Common name of the dev code-signing certificate.
@@ -245,19 +245,11 @@ pub(crate) fn load(state: &ApiState, arn: &str) -> ApiResult<Option<Value>> {
     Ok(state.store.get_resource(KIND, &id)?)
 }
 
-/// Public view: the document without private members.
-fn public(mut doc: Value) -> Value {
-    if let Value::Object(map) = &mut doc {
-        map.retain(|k, _| !k.starts_with('_'));
-    }
-    doc
-}
-
 fn describe(state: &ApiState, body: &Value) -> ApiResult<Value> {
     let arn = arn_member(body)?;
     id_of(&arn)?;
     let doc = load(state, &arn)?.ok_or_else(|| not_found(&arn))?;
-    Ok(json!({ "Certificate": public(doc) }))
+    Ok(json!({ "Certificate": public_view(doc) }))
 }
 
 fn get_certificate(state: &ApiState, body: &Value) -> ApiResult<Value> {

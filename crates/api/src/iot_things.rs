@@ -68,10 +68,7 @@ fn thing_arn(state: &ApiState, name: &str) -> String {
 
 /// The stored thing, or `ResourceNotFoundException`.
 pub(crate) fn load_thing(state: &ApiState, name: &str) -> ApiResult<Value> {
-    state
-        .store
-        .get_resource(THING, name)?
-        .ok_or_else(|| ApiError::not_found(format!("Thing {name} does not exist")))
+    state.load(THING, name, "Thing")
 }
 
 async fn create_thing(
@@ -132,12 +129,9 @@ async fn list_things(
     State(state): State<ApiState>,
     Query(q): Query<QueryMap>,
 ) -> ApiResult<Response> {
-    let things = state
-        .blocking(|s| Ok(s.store.list_resources(THING, None)?))
-        .await?;
+    let things = state.list_all(THING).await?;
     let things: Vec<Value> = things
         .into_iter()
-        .map(|(_, t)| t)
         .filter(
             |t| match (q.get("attributeName"), q.get("attributeValue")) {
                 (Some(n), Some(v)) => t["attributes"][n.as_str()] == json!(v),
@@ -192,10 +186,7 @@ fn group_arn(state: &ApiState, name: &str) -> String {
 }
 
 fn load_group(state: &ApiState, name: &str) -> ApiResult<Value> {
-    state
-        .store
-        .get_resource(GROUP, name)?
-        .ok_or_else(|| ApiError::not_found(format!("Thing group {name} does not exist")))
+    state.load(GROUP, name, "Thing group")
 }
 
 async fn create_group(

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult, json_ok, parse_json};
 use crate::jobs_hub::Plane;
-use crate::util::{QueryMap, flag, now_ms, paginate, with_token};
+use crate::util::{QueryMap, flag, matches_query, now_ms, paginate, with_token};
 use crate::{iot_things, validate};
 
 /// Routes of the iot control plane.
@@ -158,9 +158,7 @@ async fn list_jobs(
         let Ok(j) = job_view(&state, &id) else {
             continue;
         };
-        let keep = ["status", "targetSelection"]
-            .iter()
-            .all(|f| q.get(*f).is_none_or(|v| j[*f] == json!(v)))
+        let keep = matches_query(&j, &q, &["status", "targetSelection"])
             && group_arn.as_ref().is_none_or(|g| {
                 j["targets"]
                     .as_array()

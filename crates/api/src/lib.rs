@@ -147,6 +147,25 @@ impl ApiState {
         acm::dev_certificate_arn(self)
     }
 
+    /// The stored JSON resource `kind/id`, or `ResourceNotFoundException` "<what> <id> does not exist".
+    pub(crate) fn load(&self, kind: &str, id: &str, what: &str) -> ApiResult<serde_json::Value> {
+        self.store
+            .get_resource(kind, id)?
+            .ok_or_else(|| ApiError::not_found(format!("{what} {id} does not exist")))
+    }
+
+    /// Every stored resource of `kind` (insertion order), read off the async runtime.
+    pub(crate) async fn list_all(&self, kind: &'static str) -> ApiResult<Vec<serde_json::Value>> {
+        self.blocking(move |s| {
+            Ok(s.store
+                .list_resources(kind, None)?
+                .into_iter()
+                .map(|(_, v)| v)
+                .collect())
+        })
+        .await
+    }
+
     /// Runs blocking store work off the async runtime.
     pub(crate) async fn blocking<T: Send + 'static>(
         &self,

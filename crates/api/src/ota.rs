@@ -17,7 +17,7 @@ use crate::ApiState;
 use crate::error::{ApiError, ApiResult, json_ok, parse_json};
 use crate::jobs;
 use crate::ota_doc;
-use crate::util::{QueryMap, epoch_seconds, flag, now_ms, paginate, with_token};
+use crate::util::{QueryMap, epoch_seconds, flag, now_ms, paginate, public_view, with_token};
 use crate::validate;
 
 const KIND: &str = "ota-update";
@@ -131,7 +131,7 @@ async fn create_update(
         "awsJobPresignedUrlConfig": req.get("awsJobPresignedUrlConfig").cloned().unwrap_or_else(|| json!({ "expiresInSec": 1800 })),
         "targetSelection": req.get("targetSelection").cloned().unwrap_or_else(|| json!("SNAPSHOT")),
         "otaUpdateFiles": req["files"], "otaUpdateStatus": "CREATE_PENDING",
-        "additionalParameters": req["additionalParameters"], "roleArn": req["roleArn"],
+        "additionalParameters": req["additionalParameters"], "_roleArn": req["roleArn"],
         "_abortConfig": req["awsJobAbortConfig"], "_timeoutConfig": req["awsJobTimeoutConfig"],
     });
     let (rec, pending_id) = (record.clone(), id.clone());
@@ -225,23 +225,13 @@ fn fail(record: &mut Value, code: &str, message: &str) {
 }
 
 fn load(state: &ApiState, id: &str) -> ApiResult<Value> {
-    state
-        .store
-        .get_resource(KIND, id)?
-        .ok_or_else(|| ApiError::not_found(format!("OTA update {id} does not exist")))
-}
-
-fn public(mut record: Value) -> Value {
-    if let Value::Object(map) = &mut record {
-        map.retain(|k, _| !k.starts_with('_') && k != "roleArn");
-    }
-    record
+    state.load(KIND, id, "OTA update")
 }
 
 async fn get_update(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult<Response> {
     validate::resource_id("otaUpdateId", &id, 128)?;
     let record = state.blocking(move |s| load(s, &id)).await?;
-    Ok(json_ok(json!({ "otaUpdateInfo": public(record) })))
+    Ok(json_ok(json!({ "otaUpdateInfo": public_view(record) })))
 }
 
 async fn list_updates(
@@ -259,12 +249,9 @@ async fn list_updates(
     if let Some(status) = q.get("otaUpdateStatus") {
         validate::one_of("otaUpdateStatus", status, &statuses)?;
     }
-    let records = state
-        .blocking(|s| Ok(s.store.list_resources(KIND, None)?))
-        .await?;
+    let records = state.list_all(KIND).await?;
     let rows: Vec<Value> = records
         .into_iter()
-        .map(|(_, r)| r)
         .filter(|r| q.get("otaUpdateStatus").is_none_or(|s| r["otaUpdateStatus"] == json!(s)))
         .map(|r| json!({ "otaUpdateId": r["otaUpdateId"], "otaUpdateArn": r["otaUpdateArn"], "creationDate": r["creationDate"] }))
         .collect();

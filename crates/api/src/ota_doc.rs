@@ -339,7 +339,7 @@ pub(crate) fn build(state: &ApiState, ota_id: &str, record: &Value) -> ApiResult
         let new = NewStream {
             id: format!("AFR_OTA-{}", uuid::Uuid::new_v4()),
             description: Some(format!("Stream for OTA update {ota_id}")),
-            role_arn: record["roleArn"].as_str().map(str::to_owned),
+            role_arn: record["_roleArn"].as_str().map(str::to_owned),
             files: ours,
         };
         Some(iot_streams::create_record(state, &new).map_err(|e| ApiError::invalid(e.message))?)

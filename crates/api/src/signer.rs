@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult, json_ok, parse_json};
-use crate::util::{QueryMap, flag, paginate, with_token};
+use crate::util::{QueryMap, flag, matches_query, paginate, with_token};
 use crate::{signer_jobs, validate};
 
 const PROFILE: &str = "signer-profile";
@@ -77,11 +77,7 @@ fn platform(id: &str) -> Option<Value> {
 async fn list_platforms(Query(q): Query<QueryMap>) -> ApiResult<Response> {
     let list: Vec<Value> = platforms()
         .into_iter()
-        .filter(|p| {
-            ["category", "partner", "target"]
-                .iter()
-                .all(|f| q.get(*f).is_none_or(|v| p[*f] == json!(v)))
-        })
+        .filter(|p| matches_query(p, &q, &["category", "partner", "target"]))
         .collect();
     let (page, next) = paginate(list, &q, 25).map_err(|e| ApiError::validation(e.message))?;
     Ok(json_ok(with_token(json!({ "platforms": page }), next)))
@@ -179,10 +175,7 @@ async fn put_profile(
 
 /// The stored profile, or `ResourceNotFoundException`.
 pub(crate) fn load_profile(state: &ApiState, name: &str) -> ApiResult<Value> {
-    state
-        .store
-        .get_resource(PROFILE, name)?
-        .ok_or_else(|| ApiError::not_found(format!("Signing profile {name} does not exist")))
+    state.load(PROFILE, name, "Signing profile")
 }
 
 async fn get_profile(
@@ -200,12 +193,9 @@ async fn list_profiles(
     Query(q): Query<QueryMap>,
 ) -> ApiResult<Response> {
     let include_canceled = flag(&q, "includeCanceled");
-    let profiles = state
-        .blocking(|s| Ok(s.store.list_resources(PROFILE, None)?))
-        .await?;
+    let profiles = state.list_all(PROFILE).await?;
     let profiles: Vec<Value> = profiles
         .into_iter()
-        .map(|(_, p)| p)
         .filter(|p| include_canceled || p["status"] == "Active")
         .filter(|p| {
             q.get("platformId")

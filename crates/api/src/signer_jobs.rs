@@ -18,7 +18,9 @@ use serde_json::{Value, json};
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult, json_ok, parse_json};
 use crate::signer::load_profile;
-use crate::util::{QueryMap, epoch_seconds, now_ms, paginate, with_token};
+use crate::util::{
+    QueryMap, epoch_seconds, matches_query, now_ms, paginate, public_view, with_token,
+};
 use crate::{acm, validate};
 
 const JOB: &str = "signer-job";
@@ -151,18 +153,7 @@ fn str_of(v: &Value) -> &str {
 
 /// The stored job, or `ResourceNotFoundException`.
 pub(crate) fn load_job(state: &ApiState, id: &str) -> ApiResult<Value> {
-    state
-        .store
-        .get_resource(JOB, id)?
-        .ok_or_else(|| ApiError::not_found(format!("Signing job {id} does not exist")))
-}
-
-/// Public view of a job (private `_` members removed).
-fn public(mut doc: Value) -> Value {
-    if let Value::Object(map) = &mut doc {
-        map.retain(|k, _| !k.starts_with('_'));
-    }
-    doc
+    state.load(JOB, id, "Signing job")
 }
 
 pub(crate) async fn start_job(State(state): State<ApiState>, body: Bytes) -> ApiResult<Response> {
@@ -183,7 +174,7 @@ pub(crate) async fn describe_job(
     State(state): State<ApiState>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    Ok(json_ok(public(
+    Ok(json_ok(public_view(
         state.blocking(move |s| load_job(s, &id)).await?,
     )))
 }
@@ -196,13 +187,10 @@ pub(crate) async fn list_jobs(
         validate::one_of("status", status, &["InProgress", "Failed", "Succeeded"])
             .map_err(|e| ApiError::validation(e.message))?;
     }
-    let jobs = state
-        .blocking(|s| Ok(s.store.list_resources(JOB, None)?))
-        .await?;
+    let jobs = state.list_all(JOB).await?;
     let jobs: Vec<Value> = jobs
         .into_iter()
-        .map(|(_, j)| j)
-        .filter(|j| ["status", "platformId", "requestedBy"].iter().all(|f| q.get(*f).is_none_or(|v| j[*f] == json!(v))))
+        .filter(|j| matches_query(j, &q, &["status", "platformId", "requestedBy"]))
         .map(|j| {
             json!({
                 "jobId": j["jobId"], "source": j["source"], "signedObject": j["signedObject"],

@@ -150,16 +150,7 @@ fn control_plane_errors_have_the_modelled_codes() {
         "ValidationException",
         "signer put-signing-profile --profile-name bad-name --platform-id AmazonFreeRTOS-Default --signing-material certificateArn=x",
     );
-    server.aws(&[
-        "signer",
-        "put-signing-profile",
-        "--profile-name",
-        "p_unknown",
-        "--platform-id",
-        "AmazonFreeRTOS-Default",
-        "--signing-material",
-        &format!("certificateArn={arn}"),
-    ]);
+    server.cli(&format!("signer put-signing-profile --profile-name p_unknown --platform-id AmazonFreeRTOS-Default --signing-material certificateArn={arn}"));
     let head = server.cli("s3api head-object --bucket errs --key fw.bin");
     let version = head["VersionId"].as_str().unwrap_or("null");
     let source = format!("s3={{bucketName=errs,key=fw.bin,version={version}}}");
@@ -176,7 +167,7 @@ fn control_plane_errors_have_the_modelled_codes() {
     let id = job["jobId"].as_str().expect("job id");
     let done = server.wait_for(
         "signing",
-        || server.aws(&["signer", "describe-signing-job", "--job-id", id]),
+        || server.cli(&format!("signer describe-signing-job --job-id {id}")),
         |j| j["status"] != "InProgress",
     );
     assert_eq!(done["status"], "Failed");

@@ -7,7 +7,7 @@ use common::{TestServer, firmware, http_get};
 use serde_json::Value;
 
 fn md5_etag(server: &TestServer, bucket: &str, key: &str) -> String {
-    let head = server.aws(&["s3api", "head-object", "--bucket", bucket, "--key", key]);
+    let head = server.cli(&format!("s3api head-object --bucket {bucket} --key {key}"));
     head["ETag"]
         .as_str()
         .expect("etag")
@@ -51,17 +51,9 @@ fn objects_versions_ranges_and_listings() {
     );
     assert_ne!(id1, id2);
     assert_eq!(md5_etag(&server, "fwb", "app/a.bin"), md5_hex(&v2));
-    server.aws(&[
-        "s3api",
-        "get-object",
-        "--bucket",
-        "fwb",
-        "--key",
-        "app/a.bin",
-        "--version-id",
-        id1,
-        "old.bin",
-    ]);
+    server.cli(&format!(
+        "s3api get-object --bucket fwb --key app/a.bin --version-id {id1} old.bin"
+    ));
     assert_eq!(std::fs::read(server.scratch("old.bin")).expect("old"), v1);
     // Range → 206 with the exact bytes.
     let ranged =
@@ -98,17 +90,9 @@ fn objects_versions_ranges_and_listings() {
     let all = server.cli("s3api list-object-versions --bucket fwb --prefix app/a");
     assert_eq!(all["Versions"].as_array().map(Vec::len), Some(2));
     assert_eq!(all["DeleteMarkers"][0]["IsLatest"], true);
-    server.aws(&[
-        "s3api",
-        "get-object",
-        "--bucket",
-        "fwb",
-        "--key",
-        "app/a.bin",
-        "--version-id",
-        id2,
-        "again.bin",
-    ]);
+    server.cli(&format!(
+        "s3api get-object --bucket fwb --key app/a.bin --version-id {id2} again.bin"
+    ));
     assert_eq!(
         std::fs::read(server.scratch("again.bin")).expect("again"),
         v2

@@ -13,7 +13,7 @@ const ROLE: &str = "arn:aws:iam::123456789012:role/ota-role";
 
 /// Checks a base64 DER ECDSA signature over `data` against the ACM certificate.
 fn assert_signed(server: &TestServer, cert_arn: &str, data: &[u8], signature_b64: &str) {
-    let cert = server.aws(&["acm", "get-certificate", "--certificate-arn", cert_arn]);
+    let cert = server.cli(&format!("acm get-certificate --certificate-arn {cert_arn}"));
     let pem = cert["Certificate"].as_str().expect("certificate pem");
     let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).expect("pem");
     let x509 = pem.parse_x509().expect("x509");
@@ -31,19 +31,14 @@ fn assert_signed(server: &TestServer, cert_arn: &str, data: &[u8], signature_b64
 fn ota_complete(server: &TestServer, id: &str) -> Value {
     server.wait_for(
         id,
-        || server.aws(&["iot", "get-ota-update", "--ota-update-id", id]),
+        || server.cli(&format!("iot get-ota-update --ota-update-id {id}")),
         |v| v["otaUpdateInfo"]["otaUpdateStatus"] != "CREATE_PENDING",
     )["otaUpdateInfo"]
         .clone()
 }
 
 fn afr_ota(server: &TestServer, ota_id: &str) -> Value {
-    let doc = server.aws(&[
-        "iot",
-        "get-job-document",
-        "--job-id",
-        &format!("AFR_OTA-{ota_id}"),
-    ]);
+    let doc = server.cli(&format!("iot get-job-document --job-id AFR_OTA-{ota_id}"));
     let doc: Value = serde_json::from_str(doc["document"].as_str().expect("document string"))
         .expect("json document");
     doc["afr_ota"].clone()
@@ -92,7 +87,7 @@ fn seed_workflow_with_the_aws_cli() {
     std::fs::write(server.scratch("firmware.bin"), &fw).expect("write firmware");
 
     // S3: bucket with versioning, upload, the exact version.
-    server.aws(&["s3", "mb", &format!("s3://{BUCKET}")]);
+    server.cli(&format!("s3 mb s3://{BUCKET}"));
     server.aws(&[
         "s3api",
         "put-bucket-versioning",
@@ -105,12 +100,7 @@ fn seed_workflow_with_the_aws_cli() {
         server.aws(&["s3api", "get-bucket-versioning", "--bucket", BUCKET])["Status"],
         "Enabled"
     );
-    server.aws(&[
-        "s3",
-        "cp",
-        "firmware.bin",
-        &format!("s3://{BUCKET}/fw/app.bin"),
-    ]);
+    server.cli(&format!("s3 cp firmware.bin s3://{BUCKET}/fw/app.bin"));
     let versions = server.aws(&[
         "s3api",
         "list-object-versions",
@@ -126,22 +116,19 @@ fn seed_workflow_with_the_aws_cli() {
     assert_eq!(version.len(), 32);
 
     // ACM: the dev code-signing certificate is there on first start.
-    let certs = server.aws(&["acm", "list-certificates"]);
+    let certs = server.cli("acm list-certificates");
     let cert_arn = certs["CertificateSummaryList"][0]["CertificateArn"]
         .as_str()
         .expect("dev cert")
         .to_owned();
     assert!(cert_arn.starts_with("arn:aws:acm:us-east-1:123456789012:certificate/"));
-    let described = server.aws(&[
-        "acm",
-        "describe-certificate",
-        "--certificate-arn",
-        &cert_arn,
-    ]);
+    let described = server.cli(&format!(
+        "acm describe-certificate --certificate-arn {cert_arn}"
+    ));
     assert_eq!(described["Certificate"]["KeyAlgorithm"], "EC_prime256v1");
 
     // Signer: platforms, profile (the guide's `--platform` prefix form), signing job.
-    let platforms = server.aws(&["signer", "list-signing-platforms"]);
+    let platforms = server.cli("signer list-signing-platforms");
     let ids: Vec<&str> = platforms["platforms"]
         .as_array()
         .expect("list")
@@ -153,38 +140,20 @@ fn seed_workflow_with_the_aws_cli() {
         ["AmazonFreeRTOS-Default", "AmazonFreeRTOS-TI-CC3220SF"]
     );
     let material = format!("certificateArn={cert_arn}");
-    let profile = server.aws(&[
-        "signer",
-        "put-signing-profile",
-        "--profile-name",
-        "ota_profile",
-        "--signing-material",
-        &material,
-        "--platform",
-        "AmazonFreeRTOS-Default",
-        "--signing-parameters",
-        "certname=otasigner.crt",
-    ]);
+    let profile = server.cli(&format!("signer put-signing-profile --profile-name ota_profile --signing-material {material} --platform AmazonFreeRTOS-Default --signing-parameters certname=otasigner.crt"));
     assert_eq!(
         profile["arn"],
         "arn:aws:signer:us-east-1:123456789012:/signing-profiles/ota_profile"
     );
     let source = format!("s3={{bucketName={BUCKET},key=fw/app.bin,version={version}}}");
     let dest = format!("s3={{bucketName={BUCKET},prefix=SignedImages/}}");
-    let started = server.aws(&[
-        "signer",
-        "start-signing-job",
-        "--source",
-        &source,
-        "--destination",
-        &dest,
-        "--profile-name",
-        "ota_profile",
-    ]);
+    let started = server.cli(&format!(
+        "signer start-signing-job --source {source} --destination {dest} --profile-name ota_profile"
+    ));
     let job_id = started["jobId"].as_str().expect("job id").to_owned();
     let job = server.wait_for(
         "signing job",
-        || server.aws(&["signer", "describe-signing-job", "--job-id", &job_id]),
+        || server.cli(&format!("signer describe-signing-job --job-id {job_id}")),
         |j| j["status"] != "InProgress",
     );
     assert_eq!(job["status"], "Succeeded", "{job}");
@@ -193,41 +162,24 @@ fn seed_workflow_with_the_aws_cli() {
         .expect("signed key")
         .to_owned();
     assert_eq!(signed_key, format!("SignedImages/{job_id}"));
-    server.aws(&[
-        "s3",
-        "cp",
-        &format!("s3://{BUCKET}/{signed_key}"),
-        "signed.bin",
-    ]);
+    server.cli(&format!("s3 cp s3://{BUCKET}/{signed_key} signed.bin"));
     assert_eq!(
         std::fs::read(server.scratch("signed.bin")).expect("signed image"),
         fw
     );
     assert_eq!(
-        server.aws(&["signer", "list-signing-jobs"])["jobs"]
+        server.cli("signer list-signing-jobs")["jobs"]
             .as_array()
             .map(Vec::len),
         Some(1)
     );
 
     // Things and a group as targets.
-    server.aws(&["iot", "create-thing", "--thing-name", "dev1"]);
-    server.aws(&["iot", "create-thing", "--thing-name", "dev2"]);
-    server.aws(&["iot", "create-thing-group", "--thing-group-name", "fleet"]);
-    server.aws(&[
-        "iot",
-        "add-thing-to-thing-group",
-        "--thing-group-name",
-        "fleet",
-        "--thing-name",
-        "dev2",
-    ]);
-    let members = server.aws(&[
-        "iot",
-        "list-things-in-thing-group",
-        "--thing-group-name",
-        "fleet",
-    ]);
+    server.cli("iot create-thing --thing-name dev1");
+    server.cli("iot create-thing --thing-name dev2");
+    server.cli("iot create-thing-group --thing-group-name fleet");
+    server.cli("iot add-thing-to-thing-group --thing-group-name fleet --thing-name dev2");
+    let members = server.cli("iot list-things-in-thing-group --thing-group-name fleet");
     assert_eq!(members["things"], json!(["dev2"]));
     let thing_arn = "arn:aws:iot:us-east-1:123456789012:thing/dev1";
     let group_arn = "arn:aws:iot:us-east-1:123456789012:thinggroup/fleet";
@@ -258,12 +210,11 @@ fn seed_workflow_with_the_aws_cli() {
         "signed app v1",
     ]);
     assert_eq!(updated["streamVersion"], 2);
-    let info =
-        server.aws(&["iot", "describe-stream", "--stream-id", "fw_stream"])["streamInfo"].clone();
+    let info = server.cli("iot describe-stream --stream-id fw_stream")["streamInfo"].clone();
     assert_eq!(info["files"][0]["fileId"], 123);
     assert_eq!(info["description"], "signed app v1");
     assert_eq!(
-        server.aws(&["iot", "list-streams"])["streams"][0]["streamId"],
+        server.cli("iot list-streams")["streams"][0]["streamId"],
         "fw_stream"
     );
 
@@ -301,15 +252,7 @@ fn seed_workflow_with_the_aws_cli() {
     assert_eq!(file["auth_scheme"], "aws.s3.presigned");
 
     // HTTP data path: the device's copy of the document carries a fresh presigned URL.
-    let described = server.aws(&[
-        "iot-jobs-data",
-        "describe-job-execution",
-        "--job-id",
-        "AFR_OTA-ota_v2",
-        "--thing-name",
-        "dev2",
-        "--include-job-document",
-    ]);
+    let described = server.cli("iot-jobs-data describe-job-execution --job-id AFR_OTA-ota_v2 --thing-name dev2 --include-job-document");
     let device_doc: Value = serde_json::from_str(
         described["execution"]["jobDocument"]
             .as_str()
@@ -337,21 +280,9 @@ fn seed_workflow_with_the_aws_cli() {
     let tampered = format!("{}{flipped}{}", &url[..at], &url[at + 1..]);
     assert_eq!(http_get(&tampered, &[]).0, 403);
     // The device takes the job: the control plane sees the execution move.
-    let started = server.aws(&[
-        "iot-jobs-data",
-        "start-next-pending-job-execution",
-        "--thing-name",
-        "dev2",
-    ]);
+    let started = server.cli("iot-jobs-data start-next-pending-job-execution --thing-name dev2");
     assert_eq!(started["execution"]["status"], "IN_PROGRESS");
-    let exec = server.aws(&[
-        "iot",
-        "describe-job-execution",
-        "--job-id",
-        "AFR_OTA-ota_v2",
-        "--thing-name",
-        "dev2",
-    ]);
+    let exec = server.cli("iot describe-job-execution --job-id AFR_OTA-ota_v2 --thing-name dev2");
     assert_eq!(exec["execution"]["status"], "IN_PROGRESS");
 
     // Variant 3: s3Location + startSigningJobParameter with a new profile: otastream signs and streams.
@@ -383,12 +314,7 @@ fn seed_workflow_with_the_aws_cli() {
             .as_str()
             .expect("signature"),
     );
-    server.aws(&[
-        "signer",
-        "get-signing-profile",
-        "--profile-name",
-        "ota_new_profile",
-    ]);
+    server.cli("signer get-signing-profile --profile-name ota_new_profile");
 
     // Variant 4: existing profile only; awsSignerJobId without fileLocation; s3Location + customCodeSigning.
     let v4 = json!([{ "fileName": "app.bin", "fileLocation": { "s3Location": { "bucket": BUCKET, "key": "fw/app.bin", "version": version } },
@@ -417,19 +343,14 @@ fn seed_workflow_with_the_aws_cli() {
 
     // Listing, jobs and QUEUED executions.
     assert_eq!(
-        server.aws(&["iot", "list-ota-updates"])["otaUpdates"]
+        server.cli("iot list-ota-updates")["otaUpdates"]
             .as_array()
             .map(Vec::len),
         Some(6)
     );
-    let done = server.aws(&[
-        "iot",
-        "list-ota-updates",
-        "--ota-update-status",
-        "CREATE_COMPLETE",
-    ]);
+    let done = server.cli("iot list-ota-updates --ota-update-status CREATE_COMPLETE");
     assert_eq!(done["otaUpdates"].as_array().map(Vec::len), Some(6));
-    let job = server.aws(&["iot", "describe-job", "--job-id", "AFR_OTA-ota_v2"])["job"].clone();
+    let job = server.cli("iot describe-job --job-id AFR_OTA-ota_v2")["job"].clone();
     assert_eq!(
         (
             job["status"].clone(),
@@ -437,36 +358,18 @@ fn seed_workflow_with_the_aws_cli() {
         ),
         (json!("IN_PROGRESS"), json!(1))
     );
-    let execs = server.aws(&[
-        "iot",
-        "list-job-executions-for-job",
-        "--job-id",
-        "AFR_OTA-ota_v2",
-    ]);
+    let execs = server.cli("iot list-job-executions-for-job --job-id AFR_OTA-ota_v2");
     assert_eq!(
         execs["executionSummaries"][0]["thingArn"],
         "arn:aws:iot:us-east-1:123456789012:thing/dev2"
     );
-    let for_thing = server.aws(&[
-        "iot",
-        "list-job-executions-for-thing",
-        "--thing-name",
-        "dev1",
-        "--status",
-        "QUEUED",
-    ]);
+    let for_thing =
+        server.cli("iot list-job-executions-for-thing --thing-name dev1 --status QUEUED");
     assert_eq!(
         for_thing["executionSummaries"].as_array().map(Vec::len),
         Some(5)
     );
-    let exec = server.aws(&[
-        "iot",
-        "describe-job-execution",
-        "--job-id",
-        "AFR_OTA-ota_v1",
-        "--thing-name",
-        "dev1",
-    ]);
+    let exec = server.cli("iot describe-job-execution --job-id AFR_OTA-ota_v1 --thing-name dev1");
     assert_eq!(exec["execution"]["status"], "QUEUED");
 
     // Deleting: without force the AWS job stays; with the flags the job and our own stream go.
@@ -474,20 +377,14 @@ fn seed_workflow_with_the_aws_cli() {
         "InvalidStateTransitionException",
         &["iot", "delete-job", "--job-id", "AFR_OTA-ota_v1"],
     );
-    server.aws(&["iot", "delete-ota-update", "--ota-update-id", "ota_v1"]);
-    server.aws(&["iot", "delete-job", "--job-id", "AFR_OTA-ota_v1", "--force"]);
+    server.cli("iot delete-ota-update --ota-update-id ota_v1");
+    server.cli("iot delete-job --job-id AFR_OTA-ota_v1 --force");
     server.aws_err(
         "ResourceNotFoundException",
         &["iot", "get-ota-update", "--ota-update-id", "ota_v1"],
     );
-    server.aws(&[
-        "iot",
-        "delete-ota-update",
-        "--ota-update-id",
-        "ota_v3",
-        "--delete-stream",
-        "--force-delete-aws-job",
-    ]);
+    server
+        .cli("iot delete-ota-update --ota-update-id ota_v3 --delete-stream --force-delete-aws-job");
     server.aws_err(
         "ResourceNotFoundException",
         &["iot", "describe-stream", "--stream-id", &own_stream],
@@ -497,16 +394,10 @@ fn seed_workflow_with_the_aws_cli() {
         &["iot", "describe-job", "--job-id", "AFR_OTA-ota_v3"],
     );
     // The user's stream survives --delete-stream and cannot go while an update uses it.
-    server.aws(&[
-        "iot",
-        "delete-ota-update",
-        "--ota-update-id",
-        "ota_v2",
-        "--delete-stream",
-        "--force-delete-aws-job",
-    ]);
-    server.aws(&["iot", "describe-stream", "--stream-id", "fw_stream"]);
-    server.aws(&["iot", "delete-stream", "--stream-id", "fw_stream"]);
+    server
+        .cli("iot delete-ota-update --ota-update-id ota_v2 --delete-stream --force-delete-aws-job");
+    server.cli("iot describe-stream --stream-id fw_stream");
+    server.cli("iot delete-stream --stream-id fw_stream");
     server.aws_err(
         "ResourceNotFoundException",
         &["iot", "describe-stream", "--stream-id", "fw_stream"],

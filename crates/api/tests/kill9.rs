@@ -59,18 +59,7 @@ fn acknowledged_writes_survive_sigkill() {
     let cert =
         cli.cli("acm list-certificates")["CertificateSummaryList"][0]["CertificateArn"].clone();
     let cert = cert.as_str().expect("dev cert").to_owned();
-    cli.aws(&[
-        "signer",
-        "put-signing-profile",
-        "--profile-name",
-        "durable_p",
-        "--platform-id",
-        "AmazonFreeRTOS-Default",
-        "--signing-material",
-        &format!("certificateArn={cert}"),
-        "--signing-parameters",
-        "certname=c.crt",
-    ]);
+    cli.cli(&format!("signer put-signing-profile --profile-name durable_p --platform-id AmazonFreeRTOS-Default --signing-material certificateArn={cert} --signing-parameters certname=c.crt"));
     let source = format!("s3={{bucketName=durable,key=fw.bin,version={version}}}");
     let job = cli.aws(&[
         "signer",
@@ -85,7 +74,7 @@ fn acknowledged_writes_survive_sigkill() {
     let job_id = job["jobId"].as_str().expect("job").to_owned();
     cli.wait_for(
         "signing",
-        || cli.aws(&["signer", "describe-signing-job", "--job-id", &job_id]),
+        || cli.cli(&format!("signer describe-signing-job --job-id {job_id}")),
         |j| j["status"] == "Succeeded",
     );
     cli.cli("iot create-thing --thing-name dev1");
@@ -135,17 +124,9 @@ fn acknowledged_writes_survive_sigkill() {
 
     let (mut second, port) = spawn(data.path());
     let cli = Cli::new(port, home.path());
-    cli.aws(&[
-        "s3api",
-        "get-object",
-        "--bucket",
-        "durable",
-        "--key",
-        "fw.bin",
-        "--version-id",
-        &version,
-        "back.bin",
-    ]);
+    cli.cli(&format!(
+        "s3api get-object --bucket durable --key fw.bin --version-id {version} back.bin"
+    ));
     assert_eq!(
         std::fs::read(home.path().join("back.bin")).expect("back"),
         fw
@@ -165,7 +146,7 @@ fn acknowledged_writes_survive_sigkill() {
         "Active"
     );
     assert_eq!(
-        cli.aws(&["signer", "describe-signing-job", "--job-id", &job_id])["status"],
+        cli.cli(&format!("signer describe-signing-job --job-id {job_id}"))["status"],
         "Succeeded"
     );
     assert_eq!(
