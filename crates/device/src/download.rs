@@ -154,12 +154,25 @@ impl Download {
         }
         *slot &= !bit;
         self.remaining -= 1;
-        let mut block = payload[..payload.len().min(len as usize)].to_vec();
-        block.resize(len as usize, 0);
+        // The agent writes exactly `l` bytes: a short payload is padded, a long one cut.
+        let stored = &payload[..payload.len().min(len as usize)];
+        let padding = len as usize - stored.len();
         if let Some(image) = &mut self.image {
-            image[self.layout.block_range(index)].copy_from_slice(&block);
+            let range = self.layout.block_range(index);
+            image[range.start..range.start + stored.len()].copy_from_slice(stored);
         }
-        self.ahead.insert(index, block);
+        if index == self.hashed {
+            // In order (the usual case): hash straight from the message, no copy.
+            self.hasher.update(stored);
+            if padding > 0 {
+                self.hasher.update(vec![0; padding]);
+            }
+            self.hashed += 1;
+        } else {
+            let mut block = stored.to_vec();
+            block.resize(len as usize, 0);
+            self.ahead.insert(index, block);
+        }
         while let Some(next) = self.ahead.remove(&self.hashed) {
             self.hasher.update(&next);
             self.hashed += 1;

@@ -46,7 +46,7 @@ pub enum Transmit {
         kind: PublishKind,
     },
     /// `GET url` with `Range: bytes=range_start-range_end` (inclusive); answer with
-    /// [`Agent::handle_http_response`].
+    /// [`crate::Agent::handle_http_response`].
     HttpGet {
         /// The presigned URL from the job document.
         url: String,
