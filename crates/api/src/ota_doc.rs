@@ -438,3 +438,59 @@ fn render(
     .map_err(|e| ApiError::invalid(e.to_string()))?;
     Ok((document, streams))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream_file(extra: Value) -> Value {
+        let mut f = json!({ "fileName": "f", "fileLocation": { "stream": { "streamId": "s1", "fileId": 1 } },
+                            "codeSigning": { "awsSignerJobId": "j" } });
+        if let (Value::Object(base), Value::Object(more)) = (&mut f, extra) {
+            base.extend(more);
+        }
+        f
+    }
+
+    #[test]
+    fn every_guide_variant_is_accepted() {
+        let s3 = json!({ "s3Location": { "bucket": "b", "key": "k", "version": "v" } });
+        let custom = json!({ "customCodeSigning": { "signature": { "inlineDocument": "c2ln" } } });
+        let start = json!({ "startSigningJobParameter": { "signingProfileName": "p" } });
+        for f in [
+            stream_file(json!({})),
+            stream_file(json!({ "codeSigning": custom.clone() })),
+            stream_file(json!({ "fileLocation": s3.clone(), "codeSigning": start })),
+            json!({ "fileName": "f", "codeSigning": { "awsSignerJobId": "j" } }),
+            stream_file(json!({ "fileLocation": s3, "codeSigning": custom })),
+        ] {
+            validate_file(&f).unwrap_or_else(|e| panic!("{f}: {}", e.message));
+        }
+    }
+
+    #[test]
+    fn out_of_range_ids_and_ambiguous_signing_are_invalid_requests() {
+        let bad = [
+            stream_file(json!({ "fileType": 256 })),
+            stream_file(
+                json!({ "fileLocation": { "stream": { "streamId": "s1", "fileId": 300 } } }),
+            ),
+            stream_file(
+                json!({ "fileLocation": { "stream": { "streamId": "bad id", "fileId": 1 } } }),
+            ),
+            stream_file(json!({ "codeSigning": {} })),
+            stream_file(
+                json!({ "codeSigning": { "awsSignerJobId": "j", "customCodeSigning": { "signature": {} } } }),
+            ),
+            stream_file(
+                json!({ "codeSigning": { "startSigningJobParameter": { "signingProfileName": "p" } } }),
+            ),
+            stream_file(json!({ "codeSigning": { "customCodeSigning": { "signature": {} } } })),
+            json!({ "fileName": "f", "codeSigning": { "customCodeSigning": { "signature": { "inlineDocument": "x" } } } }),
+        ];
+        for f in bad {
+            let err = validate_file(&f).expect_err(&f.to_string());
+            assert_eq!(err.code, "InvalidRequestException", "{f}");
+        }
+    }
+}

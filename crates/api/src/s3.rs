@@ -378,3 +378,42 @@ impl S3 for StoreS3 {
         crate::s3_multipart::abort(&self.store, req.input).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_errors_keep_their_s3_code_and_status() {
+        let cases = [
+            (
+                StoreError::NotFound("NoSuchBucket: bucket 'b' does not exist".into()),
+                "NoSuchBucket",
+                404,
+            ),
+            (
+                StoreError::NotFound("NoSuchVersion: v".into()),
+                "NoSuchVersion",
+                404,
+            ),
+            (
+                StoreError::Conflict("BucketNotEmpty: b".into()),
+                "BucketNotEmpty",
+                409,
+            ),
+            (
+                StoreError::Invalid("InvalidPartOrder: parts".into()),
+                "InvalidPartOrder",
+                400,
+            ),
+            (StoreError::NotFound("no code".into()), "NoSuchKey", 404),
+        ];
+        for (err, code, status) in cases {
+            let e = s3_error(err);
+            assert_eq!(e.code().as_str(), code);
+            assert_eq!(e.status_code().map(|s| s.as_u16()), Some(status), "{code}");
+        }
+        let e = s3_error(StoreError::Io(std::io::Error::other("disk")));
+        assert_eq!(e.code().as_str(), "InternalError");
+    }
+}
