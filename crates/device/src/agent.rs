@@ -62,6 +62,8 @@ pub struct Agent {
     pub(crate) persisted: Option<(String, Download)>,
     /// `…/streams/<S>/` of the running transfer, and its data topic.
     pub(crate) stream_prefix: Option<String>,
+    /// `(stream, file id, size)` of a job-less stream download, restarted after a reboot.
+    pub(crate) stream_only: Option<(String, u8, u64)>,
     next_get_counter: u32,
     pub(crate) request_deadline: Option<u64>,
     self_test_deadline: Option<u64>,
@@ -98,6 +100,7 @@ impl Agent {
             download: None,
             persisted: None,
             stream_prefix: None,
+            stream_only: None,
             next_get_counter: 0,
             request_deadline: None,
             self_test_deadline: None,
@@ -221,8 +224,11 @@ impl Agent {
     /// pending commit and, with `resume_from_bitmap`, the transfer so far. Lost: everything else.
     pub fn handle_reboot(&mut self, now: u64) {
         self.stats.reboots += 1;
+        let stream_only = self.stream_only.take().filter(|_| self.is_downloading());
         self.persisted = match (self.cfg.resume_from_bitmap, &self.job, self.download.take()) {
             (true, Some(job), Some(d)) => Some((job.job.job_id.clone(), d)),
+            // A job-less stream download is keyed by the empty job id.
+            (true, None, Some(d)) if stream_only.is_some() => Some((String::new(), d)),
             _ => None,
         };
         self.job = None;
@@ -235,6 +241,9 @@ impl Agent {
             version: self.running,
         });
         self.handle_connected(now);
+        if let Some((stream, file_id, size)) = stream_only {
+            self.start_stream_download(now, &stream, file_id, size);
+        }
     }
 
     pub(crate) fn subscribe(&mut self, topic: String, qos: QoS) {
@@ -291,6 +300,7 @@ impl Agent {
     /// Forgets the transfer and waits for the next job.
     pub(crate) fn end_transfer(&mut self) {
         self.download = None;
+        self.stream_only = None;
         self.stream_prefix = None;
         self.http_block = None;
         self.request_deadline = None;
@@ -316,7 +326,14 @@ impl Agent {
             self.cfg.block_size.get(),
         );
         match parsed {
-            JobMessage::NoJob => self.emit(Event::NoJob),
+            JobMessage::NoJob => {
+                if self.state == State::RefreshingUrl {
+                    // The job went away while we asked for a fresh URL: drop the transfer.
+                    self.job = None;
+                    self.end_transfer();
+                }
+                self.emit(Event::NoJob);
+            }
             JobMessage::Ignored => {}
             JobMessage::Unusable {
                 job_id,

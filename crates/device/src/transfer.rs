@@ -13,6 +13,7 @@ use crate::status::{self, AppVersion, FailReason, code};
 impl Agent {
     /// Starts downloading `stream` file `file_id` (`file_size` bytes) without a job — the
     /// `--mode stream` of load tests. Ends with [`Event::DownloadComplete`] or [`Event::Failed`].
+    /// A reboot restarts it (from the bitmap with `resume_from_bitmap`).
     pub fn start_stream_download(&mut self, now: u64, stream: &str, file_id: u8, file_size: u64) {
         self.job = None;
         if file_size == 0 {
@@ -21,8 +22,12 @@ impl Agent {
             self.emit(Event::DownloadComplete { sha256 });
             return;
         }
-        let download = Download::new(file_size, self.cfg.block_size, file_id, self.cfg.keep_image);
+        let download = match self.persisted.take() {
+            Some((id, d)) if id.is_empty() && d.layout().file_size == file_size => d,
+            _ => Download::new(file_size, self.cfg.block_size, file_id, self.cfg.keep_image),
+        };
         self.start_mqtt_transfer(now, stream, download);
+        self.stream_only = Some((stream.to_owned(), file_id, file_size));
     }
 
     /// `processJobHandler` → `initFileHandler`: choose the protocol, build the bitmap (or take

@@ -330,6 +330,33 @@ fn stream_download_without_a_job() {
     ));
 }
 
+/// A reboot during a job-less stream download restarts it: from block 0 like the AWS agent, or
+/// from the bitmap with `resume_from_bitmap` (load tests' `--reboot`).
+#[test]
+fn reboot_during_stream_download() {
+    for (resume, blocks) in [(false, 13u64), (true, 10)] {
+        let mut cfg = DeviceConfig::new(crate::sim::THING);
+        cfg.use_jobs = false;
+        cfg.keep_image = true;
+        cfg.resume_from_bitmap = resume;
+        cfg.faults.reboot_at_block = Some(3);
+        let mut sim = Sim::new(cfg, test_image(40_000));
+        sim.connect();
+        sim.agent
+            .start_stream_download(sim.now, crate::sim::STREAM, 0, 40_000);
+        sim.pump();
+        sim.run();
+        assert_eq!(sim.agent.stats().reboots, 1);
+        assert_eq!(sim.agent.stats().blocks, blocks, "resume = {resume}");
+        let sha: [u8; 32] = Sha256::digest(&sim.image).into();
+        assert!(
+            sim.events
+                .contains(&Event::DownloadComplete { sha256: sha }),
+            "resume = {resume}"
+        );
+    }
+}
+
 /// The JSON streams format (load tests' `--json`): requests on `get/json` with the bitmap as the
 /// chunker encodes it, Base64 payloads back on `data/json`; a zero-byte stream completes at once.
 #[test]
