@@ -15,7 +15,7 @@ use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
 use crate::ApiState;
 
-/// Largest single PUT / part accepted into memory.
+/// Largest multipart part accepted into memory (single PUTs stream to disk).
 const MAX_OBJECT_BODY: usize = 512 << 20;
 
 /// Builds the s3s service over the state's store, authenticating with the configured key.
@@ -116,6 +116,41 @@ pub(crate) fn put_meta(content_type: Option<ContentType>, metadata: Option<Metad
 
 fn metadata(info: &ObjectInfo) -> Option<Metadata> {
     (!info.user_metadata.is_empty()).then(|| info.user_metadata.iter().cloned().collect())
+}
+
+/// Streams a PUT body into a fresh file under the store's `tmp/` (never the whole body in
+/// memory); the caller hands it to `put_object_from_file`. The file is removed on failure.
+async fn spool_body(store: &Store, body: Option<StreamingBlob>) -> S3Result<std::path::PathBuf> {
+    use futures_util::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let path = store.tmp_path();
+    let written: Result<(), S3Error> = async {
+        let mut file = tokio::fs::File::create_new(&path)
+            .await
+            .map_err(S3Error::internal_error)?;
+        if let Some(mut blob) = body {
+            while let Some(chunk) = blob.next().await {
+                let chunk = chunk.map_err(|e| {
+                    S3Error::with_message(
+                        S3ErrorCode::IncompleteBody,
+                        format!("cannot read the request body: {e}"),
+                    )
+                })?;
+                file.write_all(&chunk)
+                    .await
+                    .map_err(S3Error::internal_error)?;
+            }
+        }
+        file.flush().await.map_err(S3Error::internal_error)
+    }
+    .await;
+    match written {
+        Ok(()) => Ok(path),
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&path).await;
+            Err(e)
+        }
+    }
 }
 
 pub(crate) async fn read_body(body: Option<StreamingBlob>) -> S3Result<bytes::Bytes> {
@@ -242,11 +277,11 @@ impl S3 for StoreS3 {
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
         let input = req.input;
-        let data = read_body(input.body).await?;
+        let tmp = spool_body(&self.store, input.body).await?;
         let meta = put_meta(input.content_type, input.metadata);
         let (bucket, key) = (input.bucket, input.key);
         let info = self
-            .run(move |s| s.put_object(&bucket, &key, &data, meta))
+            .run(move |s| s.put_object_from_file(&bucket, &key, &tmp, meta))
             .await?;
         Ok(S3Response::new(PutObjectOutput {
             e_tag: Some(etag(&info.etag)),
