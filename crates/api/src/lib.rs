@@ -12,7 +12,7 @@
 //! - [`sigv4`]: SigV4 verification for the rest-json services (sans-IO: head + body + `now`).
 //! - [`error`]: [`error::ApiError`], the one place where failures become rest-json wire errors.
 //! - `route`: picks the service from the credential scope and dispatches.
-//! - `s3` (+ `s3_list`, `s3_multipart`): `impl s3s::S3` over the store (buckets, versioning,
+//! - `s3` (+ `s3_convert`, `s3_list`, `s3_multipart`): `impl s3s::S3` over the store (buckets, versioning,
 //!   objects, ranges, listings, multipart).
 //! - `validate`: identifier and enum checks the CLI does not do (AWS-API.md §7.2).
 //! - [`jobs_hub`]: [`jobs_hub::JobsHandle`], the driver of the shared `otastream-jobs` engine
@@ -38,6 +38,7 @@ mod ota_doc;
 mod presign;
 mod route;
 mod s3;
+mod s3_convert;
 mod s3_list;
 mod s3_multipart;
 mod signer;

@@ -7,7 +7,7 @@ use otastream_store::{ObjectInfo, Store};
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Response, S3Result};
 
-use crate::s3::{etag, owner, run, timestamp};
+use crate::s3_convert::{etag, owner, run, timestamp};
 
 const DEFAULT_MAX_KEYS: usize = 1000;
 
@@ -109,6 +109,39 @@ pub(crate) async fn list_objects_v2(
         start_after: input.start_after,
         contents: Some(contents),
         common_prefixes: (!prefixes.is_empty()).then_some(prefixes),
+        ..Default::default()
+    }))
+}
+
+/// ListObjects (v1): the v2 listing with `Marker` as `StartAfter` and `NextMarker` for paging.
+pub(crate) async fn list_objects_v1(
+    store: &Store,
+    input: ListObjectsInput,
+) -> S3Result<S3Response<ListObjectsOutput>> {
+    let v2 = ListObjectsV2Input {
+        bucket: input.bucket,
+        delimiter: input.delimiter,
+        max_keys: input.max_keys,
+        prefix: input.prefix,
+        start_after: input.marker.clone(),
+        ..Default::default()
+    };
+    let out = list_objects_v2(store, v2).await?.output;
+    let next_marker = out
+        .next_continuation_token
+        .as_deref()
+        .map(decode_token)
+        .transpose()?;
+    Ok(S3Response::new(ListObjectsOutput {
+        name: out.name,
+        prefix: out.prefix,
+        marker: input.marker,
+        max_keys: out.max_keys,
+        is_truncated: out.is_truncated,
+        contents: out.contents,
+        common_prefixes: out.common_prefixes,
+        delimiter: out.delimiter,
+        next_marker,
         ..Default::default()
     }))
 }

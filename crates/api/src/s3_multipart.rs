@@ -5,7 +5,7 @@ use otastream_store::Store;
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Response, S3Result};
 
-use crate::s3::{etag, put_meta, read_body, run, version_header};
+use crate::s3_convert::{etag, put_meta, read_body, run, version_header};
 
 /// CreateMultipartUpload.
 pub(crate) async fn create(

@@ -81,6 +81,23 @@ fn objects_versions_ranges_and_listings() {
     assert_eq!(paged["Contents"].as_array().map(Vec::len), Some(1));
     let rolled = server.cli("s3api list-objects-v2 --bucket fwb --delimiter /");
     assert_eq!(rolled["CommonPrefixes"][0]["Prefix"], "app/");
+    let v1 = server.cli("s3api list-objects --bucket fwb --prefix app/ --page-size 1");
+    assert_eq!(v1["Contents"].as_array().map(Vec::len), Some(2), "{v1}");
+    assert!(
+        server
+            .cli("s3api get-bucket-location --bucket fwb")
+            .get("LocationConstraint")
+            .is_none_or(|c| c.is_null())
+    );
+    let batch = server.cli(
+        "s3api delete-objects --bucket fwb --delete Objects=[{Key=app/b.bin},{Key=app/none.bin}]",
+    );
+    assert_eq!(
+        batch["Deleted"].as_array().map(Vec::len),
+        Some(2),
+        "{batch}"
+    );
+    server.cli_err("404", "s3api head-object --bucket fwb --key app/b.bin");
     let deleted = server.cli("s3api delete-object --bucket fwb --key app/a.bin");
     assert_eq!(deleted["DeleteMarker"], true);
     server.cli_err(
