@@ -149,9 +149,8 @@ async fn refused_requests_use_the_error_shape_and_change_nothing() {
     // A signed request whose body was changed in transit.
     let mut tampered = signed("POST", "/streams/s1", "iot", &secret, body);
     *tampered.body_mut() = Body::from(
-        body.to_vec()
-            .into_iter()
-            .map(|b| if b == b'1' { b'2' } else { b })
+        body.iter()
+            .map(|&b| if b == b'1' { b'2' } else { b })
             .collect::<Vec<u8>>(),
     );
     let (status, headers, _) = call(&state, tampered).await;
