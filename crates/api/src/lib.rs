@@ -139,7 +139,7 @@ impl ApiState {
             jobs,
         };
         acm::ensure_dev_certificate(&state)?;
-        ota::fail_interrupted(&state)?;
+        ota::resume_interrupted(&state)?;
         Ok(state)
     }
 

@@ -149,13 +149,7 @@ async fn create_update(
             Ok(())
         })
         .await?;
-    let worker = state.clone();
-    let work_id = id.clone();
-    tokio::spawn(async move {
-        if let Err(e) = worker.blocking(move |s| process(s, &work_id)).await {
-            tracing::error!(error = %e.message, "OTA update could not be recorded");
-        }
-    });
+    spawn_processing(&state, id.clone());
     Ok(json_ok(json!({
         "otaUpdateId": id, "otaUpdateArn": arn, "otaUpdateStatus": "CREATE_PENDING",
         "awsIotJobId": job, "awsIotJobArn": state.config.arn("iot", &format!("job/{}", job_id(&id))),
@@ -167,6 +161,10 @@ fn process(state: &ApiState, id: &str) -> ApiResult<()> {
     let Some(mut record) = state.store.get_resource(KIND, id)? else {
         return Ok(());
     };
+    if state.jobs.read(|e| e.job(&job_id(id)).is_some()) {
+        // Left by an attempt interrupted after the job was created: this update owns it.
+        jobs::delete_job_record(state, &job_id(id), true)?;
+    }
     let outcome = ota_doc::build(state, id, &record);
     match outcome {
         Ok(built) => {
@@ -206,13 +204,34 @@ fn process(state: &ApiState, id: &str) -> ApiResult<()> {
     Ok(())
 }
 
-/// Updates left `CREATE_PENDING` by a restart (their background task died with the process)
-/// become `CREATE_FAILED`, so they never stay pending forever.
-pub(crate) fn fail_interrupted(state: &ApiState) -> Result<(), otastream_store::StoreError> {
+/// Finishes a pending update in the background.
+fn spawn_processing(state: &ApiState, id: String) {
+    let worker = state.clone();
+    tokio::spawn(async move {
+        if let Err(e) = worker.blocking(move |s| process(s, &id)).await {
+            tracing::error!(error = %e.message, "OTA update could not be recorded");
+        }
+    });
+}
+
+/// Updates left `CREATE_PENDING` by a restart (their task died with the process) are processed
+/// again (every step can be repeated: the stream id is derived from the update, a job left by
+/// the interrupted attempt is replaced). Without a tokio runtime they become `CREATE_FAILED`.
+pub(crate) fn resume_interrupted(state: &ApiState) -> Result<(), otastream_store::StoreError> {
+    let runtime = tokio::runtime::Handle::try_current().is_ok();
     for (id, mut record) in state.store.list_resources(KIND, None)? {
-        if record["otaUpdateStatus"] == "CREATE_PENDING" {
-            let message = "The server restarted while the update was being created";
-            fail(&mut record, "InternalFailureException", message);
+        if record["otaUpdateStatus"] != "CREATE_PENDING" {
+            continue;
+        }
+        if runtime {
+            tracing::info!(ota = %id, "resuming an OTA update interrupted by a restart");
+            spawn_processing(state, id);
+        } else {
+            fail(
+                &mut record,
+                "InternalFailureException",
+                "The server restarted while the update was being created",
+            );
             state.store.put_resource(KIND, &id, None, &record)?;
         }
     }

@@ -317,6 +317,16 @@ fn stream_file(
         })
 }
 
+/// `AFR_OTA-<uuid>` derived from the update (id and creation time), so a resumed attempt finds
+/// and replaces the stream of an interrupted one instead of leaving it behind.
+fn own_stream_id(ota_id: &str, record: &Value) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{ota_id}\n{}", record["creationDate"]).as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    format!("AFR_OTA-{}", uuid::Uuid::from_bytes(bytes))
+}
+
 /// Resolves all files, creates the stream they need and renders the document.
 pub(crate) fn build(state: &ApiState, ota_id: &str, record: &Value) -> ApiResult<Built> {
     let mut files = record["otaUpdateFiles"].clone();
@@ -337,11 +347,14 @@ pub(crate) fn build(state: &ApiState, ota_id: &str, record: &Value) -> ApiResult
         None
     } else {
         let new = NewStream {
-            id: format!("AFR_OTA-{}", uuid::Uuid::new_v4()),
+            id: own_stream_id(ota_id, record),
             description: Some(format!("Stream for OTA update {ota_id}")),
             role_arn: record["_roleArn"].as_str().map(str::to_owned),
             files: ours,
         };
+        if state.store.get_stream(&new.id)?.is_some() {
+            state.store.delete_stream(&new.id)?;
+        }
         Some(iot_streams::create_record(state, &new).map_err(|e| ApiError::invalid(e.message))?)
     };
     match render(state, record, &resolved, created.as_ref()) {

@@ -1,7 +1,8 @@
 //! Durability: the control plane (`otastream-control-plane`, a separate process) is killed with
 //! SIGKILL right after a workflow's last acknowledged write; a new process on the same data
 //! directory must show every acknowledged object, stream, profile, signing job, OTA update,
-//! job and execution (the jobs engine restored from the store).
+//! job and execution (the jobs engine restored from the store), and an OTA update whose
+//! creation was cut short is finished on restart.
 
 mod common;
 
@@ -122,8 +123,32 @@ fn acknowledged_writes_survive_sigkill() {
     first.kill().expect("SIGKILL");
     first.wait().expect("reaped");
 
+    // An update whose creation was cut short: still CREATE_PENDING in the store.
+    {
+        let store = otastream_store::Store::open(data.path()).expect("reopen");
+        let mut pending = store
+            .get_resource("ota-update", "u1")
+            .expect("read")
+            .expect("u1 stored");
+        pending["otaUpdateId"] = json!("u_cut");
+        pending["otaUpdateStatus"] = json!("CREATE_PENDING");
+        store
+            .insert_resource("ota-update", "u_cut", None, &pending)
+            .expect("write");
+    }
+
     let (mut second, port) = spawn(data.path());
     let cli = Cli::new(port, home.path());
+    let resumed = cli.wait_for(
+        "resumed update",
+        || cli.cli("iot get-ota-update --ota-update-id u_cut"),
+        |u| u["otaUpdateInfo"]["otaUpdateStatus"] != "CREATE_PENDING",
+    );
+    assert_eq!(
+        resumed["otaUpdateInfo"]["otaUpdateStatus"], "CREATE_COMPLETE",
+        "{resumed}"
+    );
+    assert_eq!(resumed["otaUpdateInfo"]["awsIotJobId"], "AFR_OTA-u_cut");
     cli.cli(&format!(
         "s3api get-object --bucket durable --key fw.bin --version-id {version} back.bin"
     ));
@@ -171,7 +196,7 @@ fn acknowledged_writes_survive_sigkill() {
         .iter()
         .filter_map(|e| e["jobId"].as_str())
         .collect();
-    assert_eq!(jobs.len(), 2, "{execs}");
+    assert_eq!(jobs.len(), 3, "{execs}");
     assert!(
         jobs.contains(&"AFR_OTA-u1") && jobs.contains(&"last"),
         "{execs}"
