@@ -143,9 +143,13 @@ async fn dispatch(State(d): State<Arc<Dispatcher>>, req: Request) -> Response {
         },
         None => Service::fallback(&parts),
     };
-    if service == Service::S3 {
-        return call_s3(&d.s3, Request::from_parts(parts, body)).await;
-    }
+    let router = match service {
+        Service::S3 => return call_s3(&d.s3, Request::from_parts(parts, body)).await,
+        Service::Iot => &d.iot,
+        Service::Signer => &d.signer,
+        Service::Acm => &d.acm,
+        Service::JobsData => &d.jobs_data,
+    };
     let bytes = match axum::body::to_bytes(body, MAX_JSON_BODY).await {
         Ok(bytes) => bytes,
         Err(e) => {
@@ -162,12 +166,6 @@ async fn dispatch(State(d): State<Arc<Dispatcher>>, req: Request) -> Response {
         tracing::debug!(error = %e, path = %parts.uri.path(), "refused request");
         return ApiError::from(e).into_response();
     }
-    let router = match service {
-        Service::Iot => &d.iot,
-        Service::Signer => &d.signer,
-        Service::Acm => &d.acm,
-        Service::JobsData | Service::S3 => &d.jobs_data,
-    };
     let req = Request::from_parts(parts, Body::from(bytes));
     match router.clone().oneshot(req).await {
         Ok(response) => response,
