@@ -18,7 +18,8 @@
 //! - [`jobs_hub`]: [`jobs_hub::JobsHandle`], the driver of the shared `otastream-jobs` engine
 //!   (persist, then publish through an [`jobs_hub::ActionSink`]).
 //! - `presign`: SigV4 presigned S3 GETs for `${aws:iot:s3-presigned-url:…}` (HTTP OTA).
-//! - `iot_things`, `iot_streams`, `acm`, `signer`, `ota` (+ `ota_doc`), `jobs`, `jobs_data`:
+//! - `iot_things`, `iot_streams`, `acm`, `signer` (+ `signer_jobs`), `ota` (+ `ota_doc`, `ota_files`),
+//!   `jobs`, `jobs_data`:
 //!   one module per AWS API group.
 //!
 //! ## Key types
@@ -35,6 +36,7 @@ mod jobs;
 mod jobs_data;
 mod ota;
 mod ota_doc;
+mod ota_files;
 mod presign;
 mod route;
 mod s3;

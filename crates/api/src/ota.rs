@@ -16,9 +16,9 @@ use serde_json::{Value, json};
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult, json_ok, parse_json};
 use crate::jobs;
-use crate::ota_doc;
 use crate::util::{QueryMap, epoch_seconds, flag, now_ms, paginate, public_view, with_token};
 use crate::validate;
+use crate::{ota_doc, ota_files};
 
 const KIND: &str = "ota-update";
 
@@ -104,7 +104,7 @@ fn validate_request(req: &Value) -> ApiResult<()> {
     let files = req["files"].as_array().filter(|f| !f.is_empty());
     let files = files.ok_or_else(|| ApiError::invalid("files must hold at least one file"))?;
     for f in files {
-        ota_doc::validate_file(f)?;
+        ota_files::validate_file(f)?;
     }
     Ok(())
 }
