@@ -202,6 +202,21 @@ fn control_plane_errors_have_the_modelled_codes() {
         "iot cancel-job-execution --job-id j1 --thing-name dev1 --expected-version 9",
     );
     server.cli("iot cancel-job-execution --job-id j1 --thing-name dev1");
+    server.cli_err(
+        "InvalidStateTransitionException",
+        "iot cancel-job-execution --job-id j1 --thing-name dev1",
+    );
+    let canceled = server.cli("iot describe-job --job-id j1");
+    assert_eq!(canceled["job"]["status"], "COMPLETED", "{canceled}");
+    server.cli_err(
+        "ResourceNotFoundException",
+        "iot delete-job-execution --job-id j1 --thing-name dev1 --execution-number 7",
+    );
+    server.cli("iot delete-job-execution --job-id j1 --thing-name dev1 --execution-number 1");
+    server.cli_err(
+        "ResourceNotFoundException",
+        "iot describe-job-execution --job-id j1 --thing-name dev1",
+    );
     server.cli("iot delete-job --job-id j1");
     let stream_ota = server.json_file(
         "v.json",
