@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# The standard loadgen scenarios of issue 5, on this machine, loopback only:
+#   n1     1,000 devices, 1 MiB image, 4 KiB blocks, n=1   (+ TCP and Mosquitto baselines)
+#   n32    the same with 32 blocks per request             (+ TCP baseline)
+#   idle   10,000 devices connected at once, server RSS per idle device
+#   half   n=1 at half the throughput n1 reached: block latency
+#   faults 1 % reply loss and 5 % reboots: everyone completes, no duplicate answers
+#   ota    10,000 devices x 1 MiB full OTA jobs (only when loadgen has --mode ota)
+#
+# Builds release, installs Mosquitto (Debian package) if missing, starts otastream with a temp
+# data dir and port 0, starts Mosquitto on a free loopback port with TCP_NODELAY, runs each
+# scenario bounded by --duration-limit, prints every table and a summary. Reports (JSON + SVG)
+# and logs stay in $OUT.
+#
+# Usage: benches/fleet.sh [scenario...]        (default: n1 n32 idle half faults)
+# Env:   OUT=dir DEVICES=1000 IDLE_DEVICES=10000 IMAGE=1MiB LIMIT=300
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SCENARIOS=${*:-n1 n32 idle half faults}
+DEVICES=${DEVICES:-1000}
+IDLE_DEVICES=${IDLE_DEVICES:-10000}
+IMAGE=${IMAGE:-1MiB}
+LIMIT=${LIMIT:-300}
+OUT=${OUT:-$(mktemp -d /tmp/otastream-fleet.XXXXXX)}
+mkdir -p "$OUT"
+echo "fleet: results in $OUT"
+
+cargo build --release -p otastream -p otastream-loadgen
+SERVER=target/release/otastream
+LOADGEN=target/release/otastream-loadgen
+
+if ! command -v mosquitto >/dev/null; then
+    apt-get install -y mosquitto >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y mosquitto >/dev/null; }
+fi
+
+# Root may raise the open-files limit; the server and loadgen each hold one socket per device.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+"$SERVER" serve --data-dir "$OUT/data" --http 127.0.0.1:0 --mqtt 127.0.0.1:0 --mqtts 127.0.0.1:0 \
+    >"$OUT/server.out" 2>"$OUT/server.log" &
+SERVER_PID=$!
+PIDS+=("$SERVER_PID")
+for _ in $(seq 1 300); do
+    grep -q '^otastream ready' "$OUT/server.out" 2>/dev/null && break
+    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$OUT/server.log"; exit 1; }
+    sleep 0.1
+done
+READY=$(grep '^otastream ready' "$OUT/server.out")
+HTTP=$(sed -E 's/.*http=([^ ]+).*/\1/' <<<"$READY")
+MQTT=$(sed -E 's/.*mqtt=([^ ]+).*/\1/' <<<"$READY")
+echo "fleet: $READY (pid $SERVER_PID)"
+
+# The control plane creates the stream when it is mounted; otherwise loadgen writes it into the
+# server's data directory through the store.
+if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$HTTP/streams")" = 404 ]; then
+    SETUP=(--data-dir "$OUT/data")
+else
+    SETUP=(--http "$HTTP")
+fi
+
+BROKER_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat >"$OUT/mosquitto.conf" <<EOF
+listener $BROKER_PORT 127.0.0.1
+allow_anonymous true
+set_tcp_nodelay true
+max_connections -1
+max_queued_messages 100000
+persistence false
+log_dest stderr
+EOF
+mosquitto -c "$OUT/mosquitto.conf" 2>"$OUT/mosquitto.log" &
+BROKER_PID=$!
+PIDS+=("$BROKER_PID")
+BROKER=127.0.0.1:$BROKER_PORT
+sleep 0.5
+
+run() { # name, loadgen flags...
+    local name=$1; shift
+    echo
+    echo "=== $name: $*"
+    "$LOADGEN" --quiet --mqtt "$MQTT" "${SETUP[@]}" --server-pid "$SERVER_PID" \
+        --duration-limit "$LIMIT" --report "$OUT/$name.json" "$@" | tee "$OUT/$name.txt"
+}
+
+blocks_per_s() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["blocks_per_s"])' "$1"; }
+
+for s in $SCENARIOS; do
+    case $s in
+    n1) run n1 --devices "$DEVICES" --image-size "$IMAGE" --blocks-per-request 1 \
+            --baseline tcp --baseline mosquitto --broker "$BROKER" --broker-pid "$BROKER_PID" ;;
+    n32) run n32 --devices "$DEVICES" --image-size "$IMAGE" --blocks-per-request 32 --baseline tcp ;;
+    idle) run idle --mode idle --devices "$IDLE_DEVICES" --connect-rate 1000 --hold 10 ;;
+    half)
+        [ -f "$OUT/n1.json" ] || run n1 --devices "$DEVICES" --image-size "$IMAGE"
+        # Each device asks at most once per PACE ms: DEVICES * 1000 / PACE = half of n1's rate.
+        PACE=$(python3 -c "import sys; print(max(1, round(2 * $DEVICES * 1000 / float(sys.argv[1]))))" "$(blocks_per_s "$OUT/n1.json")")
+        run half --devices "$DEVICES" --image-size "$IMAGE" --pace-ms "$PACE" ;;
+    faults) run faults --devices "$DEVICES" --image-size "$IMAGE" --loss 1 --reboot 5 --retry-ms 1000 ;;
+    ota)
+        if "$LOADGEN" --help | grep -q -- 'ota'; then
+            run ota --mode ota --devices "$IDLE_DEVICES" --image-size 1MiB --connect-rate 1000
+        else
+            echo "=== ota: skipped (loadgen has no --mode ota yet)"
+        fi ;;
+    *) echo "unknown scenario $s" >&2; exit 2 ;;
+    esac
+done
+
+echo
+echo "=== summary ($OUT)"
+python3 - "$OUT" $SCENARIOS <<'EOF'
+import json, os, sys
+out = sys.argv[1]
+print(f"{'scenario':<8} {'target':<10} {'done':>11} {'blocks/s':>10} {'MB/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>8} {'srv dup':>7} {'RSS/dev B':>9}")
+for s in sys.argv[2:]:
+    path = os.path.join(out, f"{s}.json")
+    if not os.path.exists(path):
+        continue
+    doc = json.load(open(path))
+    for r in [doc] + doc.get("baselines", []):
+        per = r.get("server_rss_per_device_bytes")
+        print(f"{s:<8} {r['target']:<10} {r['completed']:>5}/{r['devices']:<5} {r['blocks_per_s']:>10.0f} "
+              f"{r['mbytes_per_s']:>8.1f} {r['latency_ms']['p50']:>7.3f} {r['latency_ms']['p99']:>7.2f} "
+              f"{r['latency_ms']['max']:>8.1f} {r['server_duplicate_answers']:>7} {per if per is None else round(per):>9}")
+    for k, v in doc.get("ratios", {}).items():
+        print(f"{s:<8} otastream {k} = {v:.2f}x")
+EOF
