@@ -97,24 +97,23 @@ pub(crate) fn router(state: ApiState) -> axum::Router {
         access_key_id: state.config.access_key_id.clone(),
         secret_access_key: state.config.secret_access_key.clone(),
     };
-    let iot = iot_things::routes()
-        .merge(iot_streams::routes())
-        .merge(ota::routes())
-        .merge(jobs::routes())
-        .fallback(unknown_operation)
-        .with_state(state.clone());
+    let finish = |routes: axum::Router<ApiState>| {
+        routes
+            .fallback(unknown_operation)
+            .method_not_allowed_fallback(unknown_operation)
+            .with_state(state.clone())
+    };
     let dispatcher = Dispatcher {
         s3: s3::service(&state),
-        iot,
-        signer: signer::routes()
-            .fallback(unknown_operation)
-            .with_state(state.clone()),
-        acm: acm::routes()
-            .fallback(unknown_operation)
-            .with_state(state.clone()),
-        jobs_data: jobs_data::routes()
-            .fallback(unknown_operation)
-            .with_state(state),
+        iot: finish(
+            iot_things::routes()
+                .merge(iot_streams::routes())
+                .merge(ota::routes())
+                .merge(jobs::routes()),
+        ),
+        signer: finish(signer::routes()),
+        acm: finish(acm::routes()),
+        jobs_data: finish(jobs_data::routes()),
         key,
     };
     axum::Router::new()

@@ -113,6 +113,22 @@ async fn one_path_three_services() {
 }
 
 #[tokio::test]
+async fn unknown_paths_and_methods_are_unknown_operations() {
+    let dir = tempfile::tempdir().expect("dir");
+    let state = state(&dir);
+    let secret = ApiConfig::default().secret_access_key;
+    for (method, path, service) in [
+        ("DELETE", "/signing-platforms", "signer"),
+        ("GET", "/no-such-thing", "iot"),
+    ] {
+        let (status, headers, body) =
+            call(&state, signed(method, path, service, &secret, b"")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {body}");
+        assert_eq!(headers["x-amzn-ErrorType"], "UnknownOperationException");
+    }
+}
+
+#[tokio::test]
 async fn refused_requests_use_the_error_shape_and_change_nothing() {
     let dir = tempfile::tempdir().expect("dir");
     let state = state(&dir);
