@@ -8,7 +8,12 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use axum::routing::get;
-use otastream_gateway::{Gateway, GatewayConfig, Metrics, ReservedTopics, StreamsHandler};
+use otastream_api::jobs_hub::JobsHandle;
+
+use crate::jobs_bridge;
+use otastream_gateway::{
+    Gateway, GatewayConfig, JobsTopics, Metrics, ReservedTopics, StreamsHandler,
+};
 use otastream_store::Store;
 use otastream_store::pki::DevPki;
 use tokio::net::TcpListener;
@@ -70,6 +75,8 @@ pub struct RunningServer {
     pub gateway: Gateway,
     /// The dev PKI: CA and server certificate, device certificates on demand.
     pub pki: Arc<DevPki>,
+    /// The jobs engine shared by the gateway (device Jobs API) and the control plane.
+    pub jobs: JobsHandle,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
@@ -120,17 +127,30 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
         .with_context(|| format!("binding MQTTS {}", cfg.mqtts))?;
 
     let metrics = Arc::new(Metrics::new());
-    let reserved = ReservedTopics::new().with_handler(Arc::new(StreamsHandler::new(
-        Arc::new(store.clone()),
-        Arc::clone(&metrics),
-    )));
+    let (jobs, jobs_sink, jobs_requests) = jobs_bridge::wire(&store)?;
+    let streams = StreamsHandler::new(Arc::new(store.clone()), Arc::clone(&metrics));
+    let reserved = ReservedTopics::new()
+        .with_handler(Arc::new(streams))
+        .with_handler(Arc::new(JobsTopics::new(jobs_requests)));
     let gateway = Gateway::new(cfg.gateway, reserved, Arc::clone(&metrics));
+    // Set exactly once, right after the gateway exists; nothing has been published before.
+    let _ = jobs_sink.0.set(gateway.downgrade());
 
     let (http_addr, mqtt_addr, mqtts_addr) =
         (http.local_addr()?, mqtt.local_addr()?, mqtts.local_addr()?);
     let (shutdown, watch_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
-    let router = control_plane(&store, &cfg).merge(metrics_router(metrics));
+    let router = control_plane(&store, &cfg, &jobs).merge(metrics_router(metrics));
+    let (timers, stop) = (
+        jobs.clone().run_timers(store.clone()),
+        stopped(watch_rx.clone()),
+    );
+    tasks.spawn(async move {
+        tokio::select! {
+            () = timers => {}
+            () = stop => {}
+        }
+    });
     let stop = stopped(watch_rx.clone());
     tasks.spawn(async move {
         if let Err(e) = axum::serve(http, router).with_graceful_shutdown(stop).await {
@@ -150,6 +170,7 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
         store,
         gateway,
         pki: Arc::new(pki),
+        jobs,
         shutdown,
         tasks,
     })
@@ -180,7 +201,10 @@ fn metrics_router(metrics: Arc<Metrics>) -> Router {
 }
 
 /// **The control plane mounts here.** The HTTP API (crates/api: iot, signer, s3, iot-jobs-data,
-/// acm) is merged into this router by the lead; until then it is empty.
-fn control_plane(_store: &Store, _cfg: &ServerConfig) -> Router {
+/// acm) is merged into this router by the lead; until then it is empty. Build its state with
+/// `otastream_api::ApiState::with_jobs(store.clone(), config, jobs.clone())` so the control plane
+/// and the device gateway share one jobs engine (never `ApiState::new`, which would restore a
+/// second one); the engine's timers already run (see [`start`]).
+fn control_plane(_store: &Store, _cfg: &ServerConfig, _jobs: &JobsHandle) -> Router {
     Router::new()
 }

@@ -41,7 +41,7 @@ pub mod tls;
 pub mod wire;
 
 pub use conn::ConnectionConfig;
-pub use listener::{Gateway, GatewayConfig};
+pub use listener::{Gateway, GatewayConfig, WeakGateway};
 pub use metrics::Metrics;
 pub use reserved::{JobsDriver, JobsTopics, ReservedTopicHandler, ReservedTopics, StreamsHandler};
 pub use session::{Action, Identity, Session};

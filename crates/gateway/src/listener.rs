@@ -2,8 +2,8 @@
 //! rest of the server uses (metrics, notifications to connected things).
 
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -35,7 +35,24 @@ pub struct Gateway {
     shared: Arc<Shared>,
 }
 
+/// A non-owning handle to a [`Gateway`], for callbacks that the gateway itself owns (a jobs
+/// driver answering through the gateway would otherwise keep it alive forever).
+#[derive(Clone)]
+pub struct WeakGateway(Weak<Shared>);
+
+impl WeakGateway {
+    /// The gateway, if it still exists.
+    pub fn upgrade(&self) -> Option<Gateway> {
+        self.0.upgrade().map(|shared| Gateway { shared })
+    }
+}
+
 impl Gateway {
+    /// A handle that does not keep the gateway alive.
+    pub fn downgrade(&self) -> WeakGateway {
+        WeakGateway(Arc::downgrade(&self.shared))
+    }
+
     /// Creates a gateway answering reserved topics with `reserved` and counting into `metrics`;
     /// starts the embedded router thread.
     pub fn new(cfg: GatewayConfig, reserved: ReservedTopics, metrics: Arc<Metrics>) -> Self {
