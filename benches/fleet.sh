@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The standard loadgen scenarios of issue 5, on this machine, loopback only:
+#   idle   10,000 devices connected at once, server RSS per idle device (first: fresh server)
 #   n1     1,000 devices, 1 MiB image, 4 KiB blocks, n=1   (+ TCP and Mosquitto baselines)
 #   n32    the same with 32 blocks per request             (+ TCP baseline)
-#   idle   10,000 devices connected at once, server RSS per idle device
 #   half   n=1 at half the throughput n1 reached: block latency
 #   faults 1 % reply loss and 5 % reboots: everyone completes, no duplicate answers
 #   ota    10,000 devices x 1 MiB full OTA jobs (only when loadgen has --mode ota)
@@ -12,12 +12,12 @@
 # scenario bounded by --duration-limit, prints every table and a summary. Reports (JSON + SVG)
 # and logs stay in $OUT.
 #
-# Usage: benches/fleet.sh [scenario...]        (default: n1 n32 idle half faults)
+# Usage: benches/fleet.sh [scenario...]        (default: idle n1 n32 half faults)
 # Env:   OUT=dir DEVICES=1000 IDLE_DEVICES=10000 IMAGE=1MiB LIMIT=300
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SCENARIOS=${*:-n1 n32 idle half faults}
+SCENARIOS=${*:-idle n1 n32 half faults}
 DEVICES=${DEVICES:-1000}
 IDLE_DEVICES=${IDLE_DEVICES:-10000}
 IMAGE=${IMAGE:-1MiB}
@@ -126,7 +126,7 @@ for s in sys.argv[2:]:
         per = r.get("server_rss_per_device_bytes")
         print(f"{s:<8} {r['target']:<10} {r['completed']:>5}/{r['devices']:<5} {r['blocks_per_s']:>10.0f} "
               f"{r['mbytes_per_s']:>8.1f} {r['latency_ms']['p50']:>7.3f} {r['latency_ms']['p99']:>7.2f} "
-              f"{r['latency_ms']['max']:>8.1f} {r['server_duplicate_answers']:>7} {per if per is None else round(per):>9}")
+              f"{r['latency_ms']['max']:>8.1f} {r['server_duplicate_answers']:>7} {'-' if per is None else round(per):>9}")
     for k, v in doc.get("ratios", {}).items():
         print(f"{s:<8} otastream {k} = {v:.2f}x")
 EOF

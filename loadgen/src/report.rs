@@ -201,7 +201,7 @@ pub fn table(reports: &[Report]) -> String {
             rss,
             cpu,
         );
-        if let Some(per) = r.server_rss_per_device_bytes {
+        if let (Some(per), Some(Mode::Idle)) = (r.server_rss_per_device_bytes, r.mode) {
             let _ = writeln!(
                 out,
                 "  {}: server RSS per connected device {per:.0} bytes",

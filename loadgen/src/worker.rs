@@ -165,6 +165,12 @@ async fn download(
     let mut reboot_at =
         (total > 1 && device.rng.f64() < plan.reboot).then(|| device.rng.u32(1..total));
     let mut seen = dl.stats();
+    // Part-load runs: spread the devices' first requests over one pace interval, so the fleet
+    // asks at a steady rate instead of in synchronised bursts.
+    let pace = plan.download.pace.as_micros() as u64;
+    if pace > 0 {
+        tokio::time::sleep(std::time::Duration::from_micros(device.rng.u64(0..pace))).await;
+    }
     loop {
         if let Some(req) = dl.poll_request(Instant::now()) {
             link.send(&topics.get, req).await.map_err(Failure::Link)?;
