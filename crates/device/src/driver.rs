@@ -86,7 +86,7 @@ pub struct DeviceReport {
     pub stats: AgentStats,
     /// Microseconds from the request that asked for a block to its arrival, per new block.
     pub block_latency_us: Vec<u32>,
-    /// Wall time from start to the end of the run.
+    /// Wall time from start to the terminal event (or the deadline).
     pub elapsed: Duration,
     /// Wall time until the first CONNACK (`None` if never connected).
     pub connected_after: Option<Duration>,
@@ -96,6 +96,9 @@ pub struct DeviceReport {
     pub events: Vec<Event>,
     /// SHA-256 of the last completed download.
     pub sha256: Option<[u8; 32]>,
+    /// Whether the server acknowledged (PUBACK) every QoS 1 publish, the final job status among
+    /// them, within 5 s of the end.
+    pub final_status_acked: bool,
 }
 
 /// [`run_device_with`] with the default [`RunOptions`] (jobs mode, 120 s deadline).
@@ -131,6 +134,7 @@ pub async fn run_device_with(
         connection_errors: 0,
         events: Vec::new(),
         sha256: None,
+        final_status_acked: false,
     };
     let mut agent = match Agent::new(cfg) {
         Ok(a) => a,
@@ -266,23 +270,27 @@ pub async fn run_device_with(
             }
             if let Some(status) = terminal {
                 report.status = status;
-                flush_and_disconnect(&client, &mut eventloop, unacked).await;
+                report.elapsed = start.elapsed();
+                report.final_status_acked =
+                    flush_and_disconnect(&client, &mut eventloop, unacked).await;
                 break 'run;
             }
         }
     }
     report.stats = agent.stats().clone();
-    report.elapsed = start.elapsed();
+    if report.status == FinalStatus::DeadlineReached {
+        report.elapsed = start.elapsed();
+    }
     report
 }
 
 /// Waits (at most 5 s) until the server acknowledged the `unacked` QoS 1 publishes — the final
-/// job status among them — then disconnects.
+/// job status among them — then disconnects. Returns whether everything was acknowledged.
 async fn flush_and_disconnect(
     client: &AsyncClient,
     eventloop: &mut rumqttc::EventLoop,
     mut unacked: usize,
-) {
+) -> bool {
     let give_up = tokio::time::Instant::now() + Duration::from_secs(5);
     let mut disconnecting = false;
     loop {
@@ -293,10 +301,12 @@ async fn flush_and_disconnect(
         tokio::select! {
             polled = eventloop.poll() => match polled {
                 Ok(rumqttc::Event::Incoming(Packet::PubAck(_))) => unacked = unacked.saturating_sub(1),
-                Ok(rumqttc::Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_) => return,
+                Ok(rumqttc::Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_) => {
+                    return unacked == 0;
+                }
                 Ok(_) => {}
             },
-            () = sleep_until(give_up) => return,
+            () = sleep_until(give_up) => return unacked == 0,
         }
     }
 }

@@ -161,6 +161,7 @@ async fn run_firmware_device(addr: SocketAddr, signer: &Signer) -> otastream_dev
     let mut cfg = DeviceConfig::new(THING);
     cfg.code_signing_cert_pem = Some(signer.cert_pem.clone());
     let report = run_device_with(cfg, addr, None, options()).await;
+    assert!(report.final_status_acked);
     assert_eq!(
         report.status,
         FinalStatus::Succeeded {
