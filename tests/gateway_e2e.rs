@@ -222,11 +222,8 @@ async fn two_devices_exchange_ordinary_messages_through_the_broker() -> anyhow::
             b"online".to_vec(),
         )
         .await?;
-    let got = b.next_publish().await?;
-    assert_eq!(
-        (got.topic.as_str(), &got.payload[..], got.qos),
-        ("fleet/dev-a/status", &b"online"[..], QoS::AtLeastOnce)
-    );
+    let got = b.expect("fleet/dev-a/status", b"online").await?;
+    assert_eq!(got.qos, QoS::AtLeastOnce);
     // And back the other way at QoS 0.
     a.subscribe("fleet/dev-a/cmd", QoS::AtMostOnce).await?;
     b.client
@@ -237,7 +234,7 @@ async fn two_devices_exchange_ordinary_messages_through_the_broker() -> anyhow::
             b"reboot".to_vec(),
         )
         .await?;
-    assert_eq!(&a.next_publish().await?.payload[..], b"reboot");
+    a.expect("fleet/dev-a/cmd", b"reboot").await?;
 
     // A device that vanishes without DISCONNECT has its last will published.
     let will = LastWill::new(
@@ -251,11 +248,7 @@ async fn two_devices_exchange_ordinary_messages_through_the_broker() -> anyhow::
     })
     .await?;
     drop(c);
-    let got = b.next_publish().await?;
-    assert_eq!(
-        (got.topic.as_str(), &got.payload[..]),
-        ("fleet/dev-c/status", &b"offline"[..])
-    );
+    b.expect("fleet/dev-c/status", b"offline").await?;
     Ok(())
 }
 
@@ -277,11 +270,7 @@ async fn a_persistent_session_gets_what_was_published_while_it_was_away() -> any
         .await?;
 
     let mut back = Device::tcp_persistent(t.server.mqtt_addr, "dev-p").await?;
-    let got = back.next_publish().await?;
-    assert_eq!(
-        (got.topic.as_str(), &got.payload[..]),
-        ("news/today", &b"hello"[..])
-    );
+    back.expect("news/today", b"hello").await?;
     Ok(())
 }
 
@@ -292,11 +281,7 @@ async fn a_malformed_packet_disconnects_only_its_sender() -> anyhow::Result<()> 
     let mut good = Device::tcp(t.server.mqtt_addr, "dev-good").await?;
     let mut raw = TcpStream::connect(t.server.mqtt_addr).await?;
     // CONNECT for "dev-bad", then a packet of the reserved type 15.
-    let connect = [
-        0x10, 19, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 30, 0, 7, b'd', b'e', b'v', b'-', b'b',
-        b'a', b'd',
-    ];
-    raw.write_all(&connect).await?;
+    raw.write_all(&raw_connect("dev-bad")).await?;
     let mut connack = [0u8; 4];
     raw.read_exact(&mut connack).await?;
     assert_eq!(connack, [0x20, 2, 0, 0]);

@@ -195,6 +195,19 @@ impl Device {
         }
     }
 
+    /// The next PUBLISH, which must carry `payload` on `topic`.
+    pub async fn expect(&mut self, topic: &str, payload: &[u8]) -> anyhow::Result<Publish> {
+        let p = self.next_publish().await?;
+        anyhow::ensure!(
+            p.topic == topic && p.payload == payload,
+            "expected {topic} {:?}, got {} {:?}",
+            String::from_utf8_lossy(payload),
+            p.topic,
+            String::from_utf8_lossy(&p.payload)
+        );
+        Ok(p)
+    }
+
     /// Subscribes and returns the SUBACK.
     pub async fn subscribe(&mut self, filter: &str, qos: QoS) -> anyhow::Result<SubAck> {
         self.client.subscribe(filter, qos).await?;

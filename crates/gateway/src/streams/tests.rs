@@ -151,14 +151,7 @@ fn without_n_a_bitmap_request_gets_every_set_bit_up_to_128_kib() {
     let mut payload = Vec::new();
     request::encode_get(Format::Cbor, &req, &mut payload);
     let (_, replies) = ask(&source, "$aws/things/dev1/streams/fw/get/cbor", &payload);
-    let got: Vec<u32> = replies
-        .iter()
-        .map(|p| {
-            response::decode_data(Format::Cbor, &p.payload)
-                .unwrap()
-                .index
-        })
-        .collect();
+    let got = indices(&replies);
     assert_eq!(got, (0..32).collect::<Vec<_>>());
 }
 
@@ -168,14 +161,7 @@ fn agent_case_c_gets_exactly_the_missing_blocks() {
     let source = MapSource::with("fw", 1, vec![(0, image(40_000))]);
     let req = hex("a661636372647961660061 6c191000616f00616242d803616e04");
     let (_, replies) = ask(&source, "$aws/things/dev1/streams/fw/get/cbor", &req);
-    let got: Vec<u32> = replies
-        .iter()
-        .map(|p| {
-            response::decode_data(Format::Cbor, &p.payload)
-                .unwrap()
-                .index
-        })
-        .collect();
+    let got = indices(&replies);
     assert_eq!(got, [3, 4, 6, 7]);
 }
 
@@ -359,6 +345,18 @@ fn unparsable_topics_without_a_format_are_not_answered() {
     let source = MapSource::default();
     let (outcome, replies) = ask(&source, "$aws/things/dev1/streams/fw/get/xml", b"{}");
     assert_eq!((outcome, replies.len()), (Outcome::Unanswerable, 0));
+}
+
+/// The block indices of CBOR data messages.
+fn indices(replies: &[Publish]) -> Vec<u32> {
+    replies
+        .iter()
+        .map(|p| {
+            response::decode_data(Format::Cbor, &p.payload)
+                .expect("data message")
+                .index
+        })
+        .collect()
 }
 
 fn hex(s: &str) -> Vec<u8> {
