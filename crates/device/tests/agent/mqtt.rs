@@ -1,7 +1,7 @@
 //! Whole jobs over MQTT streams against the simulated endpoint.
 
 use otastream_chunker::BlockSize;
-use otastream_device::{AppVersion, DeviceConfig, Event, FailReason, Protocol};
+use otastream_device::{AppVersion, DeviceConfig, Event, FailReason};
 use sha2::{Digest, Sha256};
 
 use crate::sim::{JOB, Signer, Sim, test_image};
@@ -15,6 +15,12 @@ fn config(signer: &Signer) -> DeviceConfig {
     cfg
 }
 
+/// A `size`-byte firmware job signed by a fresh key the device trusts, default agent settings.
+fn firmware_sim(size: usize) -> Sim {
+    let signer = Signer::new();
+    signed_sim(config(&signer), size, &signer)
+}
+
 fn signed_sim(cfg: DeviceConfig, size: usize, signer: &Signer) -> Sim {
     let mut sim = Sim::new(cfg, test_image(size));
     let sig = signer.sign_b64(&sim.image);
@@ -26,8 +32,7 @@ fn signed_sim(cfg: DeviceConfig, size: usize, signer: &Signer) -> Sim {
 /// self-test handshake with the exact status strings of PROTOCOL.md §3.5, version now 0.0.20.
 #[test]
 fn firmware_job_end_to_end_with_self_test() {
-    let signer = Signer::new();
-    let mut sim = signed_sim(config(&signer), 100_000, &signer);
+    let mut sim = firmware_sim(100_000);
     sim.connect();
     sim.run();
     let blocks = 100_000u32.div_ceil(4096);
@@ -118,8 +123,7 @@ fn failed_firmware_jobs_report_the_agents_reasons() {
 /// No job document after activation within 16 s: roll back.
 #[test]
 fn self_test_timer_rolls_back() {
-    let signer = Signer::new();
-    let mut sim = signed_sim(config(&signer), 5_000, &signer);
+    let mut sim = firmware_sim(5_000);
     sim.jobs.forget_job_when_ready = true;
     sim.connect();
     sim.run_messages();
@@ -137,8 +141,7 @@ fn self_test_timer_rolls_back() {
 /// Lost data messages: the agent waits for its 10 s request timer and asks again.
 #[test]
 fn lost_blocks_are_recovered_by_the_request_timer() {
-    let signer = Signer::new();
-    let mut sim = signed_sim(config(&signer), 40_000, &signer);
+    let mut sim = firmware_sim(40_000);
     sim.lose_once.extend([1, 5]);
     let start = sim.now;
     sim.connect();
@@ -155,8 +158,7 @@ fn lost_blocks_are_recovered_by_the_request_timer() {
 /// Every data message sent twice: duplicates are ignored and do not advance the pipeline.
 #[test]
 fn duplicate_blocks_are_ignored() {
-    let signer = Signer::new();
-    let mut sim = signed_sim(config(&signer), 40_000, &signer);
+    let mut sim = firmware_sim(40_000);
     sim.duplicate_everything = true;
     sim.connect();
     sim.run();
@@ -175,8 +177,7 @@ fn duplicate_blocks_are_ignored() {
 /// block 0 — counted, so end-to-end tests can prove our server never does it.
 #[test]
 fn job_document_mid_download_restarts_from_block_zero() {
-    let signer = Signer::new();
-    let mut sim = signed_sim(config(&signer), 40_000, &signer);
+    let mut sim = firmware_sim(40_000);
     sim.connect();
     while sim.agent.stats().blocks < 4 {
         assert!(sim.deliver_one());
@@ -221,8 +222,7 @@ fn n1_and_n32_request_counts() {
 /// A server that never answers: the agent gives up after 32 requests without progress.
 #[test]
 fn momentum_abort_after_32_silent_requests() {
-    let signer = Signer::new();
-    let mut sim = signed_sim(config(&signer), 40_000, &signer);
+    let mut sim = firmware_sim(40_000);
     sim.lose_once.extend(0..10);
     sim.connect();
     sim.run_messages();
@@ -394,34 +394,32 @@ fn json_streams_and_empty_stream() {
     );
 }
 
-/// A job that offers no protocol the document can serve, and unusable documents.
+/// A job that offers no protocol the document can serve, and a zero-byte file: FAILED with the
+/// agent's codes, and no transfer starts.
 #[test]
 fn unusable_jobs_fail_with_agent_codes() {
-    let mut sim = Sim::new(DeviceConfig::new(crate::sim::THING), test_image(100));
-    let mut doc = sim.mqtt_document("");
-    doc["afr_ota"]["protocols"] = serde_json::json!(["HTTP"]);
-    sim.jobs.document = Some(doc);
-    sim.connect();
-    sim.run();
-    assert_eq!(
-        sim.jobs.updates,
-        [r#"{"status":"FAILED","statusDetails":{"reason":"0x0000000d: 0x00000000"}}"#]
-    );
-    let mut sim = Sim::new(DeviceConfig::new(crate::sim::THING), test_image(100));
-    let mut doc = sim.mqtt_document("");
-    doc["afr_ota"]["files"][0]["filesize"] = serde_json::json!(0);
-    sim.jobs.document = Some(doc);
-    sim.connect();
-    sim.run();
-    assert_eq!(
-        sim.jobs.updates,
-        [r#"{"status":"FAILED","statusDetails":{"reason":"0x0000000c: 0x00000003"}}"#]
-    );
-    assert!(sim.events.iter().all(|e| !matches!(
-        e,
-        Event::JobReceived {
-            protocol: Protocol::Mqtt,
-            ..
-        }
-    )));
+    let cases: [(&str, serde_json::Value, &str); 2] = [
+        (
+            "/afr_ota/protocols",
+            serde_json::json!(["HTTP"]),
+            "0x0000000d: 0x00000000",
+        ),
+        (
+            "/afr_ota/files/0/filesize",
+            serde_json::json!(0),
+            "0x0000000c: 0x00000003",
+        ),
+    ];
+    for (pointer, value, reason) in cases {
+        let mut sim = Sim::new(DeviceConfig::new(crate::sim::THING), test_image(100));
+        let mut doc = sim.mqtt_document("");
+        *doc.pointer_mut(pointer).unwrap() = value;
+        sim.jobs.document = Some(doc);
+        sim.connect();
+        sim.run();
+        let expected = format!(r#"{{"status":"FAILED","statusDetails":{{"reason":"{reason}"}}}}"#);
+        assert_eq!(sim.jobs.updates, [expected], "{pointer}");
+        let started = sim.count(|e| matches!(e, Event::JobReceived { .. }));
+        assert_eq!(started, 0, "{pointer}");
+    }
 }
