@@ -167,3 +167,38 @@ async fn an_unknown_stream_fails_every_device_with_a_rejection() {
     assert_eq!((r.completed, r.failed), (0, 5));
     assert_eq!(r.failures.get("rejected"), Some(&5), "{:?}", r.failures);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_download_over_mutual_tls_with_one_certificate_each() {
+    let t = start_server().await;
+    let certs = tempfile::tempdir().expect("tempdir");
+    let ca = certs.path().join("ca.pem");
+    std::fs::write(&ca, &t.server.pki.ca_cert_pem).expect("write CA");
+    for i in 0..10 {
+        let thing = format!("tls-{i:05}");
+        let (cert, key) = t.server.pki.issue_device_cert(&thing).expect("device cert");
+        std::fs::write(certs.path().join(format!("{thing}.cert.pem")), cert).expect("cert");
+        std::fs::write(certs.path().join(format!("{thing}.key.pem")), key).expect("key");
+    }
+    let dir = certs.path().display();
+    let image = 16 * 1024;
+    let cfg = config(&args(&format!(
+        "--mqtts {} --data-dir {} --devices 10 --thing-prefix tls --image-size {image} \
+         --ca {} --cert {dir}/{{thing}}.cert.pem --key {dir}/{{thing}}.key.pem",
+        t.server.mqtts_addr,
+        t.server.data_dir.display(),
+        ca.display()
+    )));
+    let r = fleet::run_all(&cfg).await.expect("run").remove(0);
+    assert_consistent(&r, 10, image);
+
+    // A device without certificate files fails alone, as a connect failure.
+    let cfg = config(&args(&format!(
+        "--mqtts {} --stream none --devices 1 --thing-prefix nocert --image-size {image} \
+         --ca {} --cert {dir}/{{thing}}.cert.pem --key {dir}/{{thing}}.key.pem",
+        t.server.mqtts_addr,
+        ca.display()
+    )));
+    let r = fleet::run_all(&cfg).await.expect("run").remove(0);
+    assert_eq!(r.failures.get("connect"), Some(&1), "{:?}", r.failures);
+}
