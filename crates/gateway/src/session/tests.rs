@@ -387,3 +387,86 @@ fn replies_reach_the_requester_without_a_subscription() {
     s.handle_reply(topic, Bytes::from_static(b"{}"), &mut out);
     assert!(matches!(&out[..], [Action::Send(Packet::Publish(p))] if p.qos == QoS::AtLeastOnce));
 }
+
+mod garbage {
+    //! Whatever bytes a device sends, decoding plus the session never panic, and a closed
+    //! session says nothing more.
+    use super::*;
+    use crate::wire::MAX_INCOMING_PACKET;
+    use bytes::BytesMut;
+    use proptest::prelude::*;
+
+    /// Topics from every policy class: own reserved, foreign reserved, `$SYS`, ordinary, junk.
+    fn topic() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("$aws/things/dev-1/streams/s/get/cbor".to_owned()),
+            Just("$aws/things/dev-2/jobs/$next/get".to_owned()),
+            Just("$SYS/x".to_owned()),
+            "[a-z+#/]{0,12}",
+        ]
+    }
+
+    /// One client packet, encoded.
+    fn packet() -> impl Strategy<Value = Vec<u8>> {
+        (
+            0u8..6,
+            topic(),
+            proptest::collection::vec(any::<u8>(), 0..40),
+            0u8..3,
+            1u16..5,
+        )
+            .prop_map(|(kind, topic, payload, qos, pkid)| {
+                let qos = rumqttc::mqttbytes::qos(qos).unwrap_or(QoS::AtMostOnce);
+                let packet = match kind {
+                    0 => {
+                        let mut p = Publish::new(topic, qos, payload);
+                        p.pkid = if qos == QoS::AtMostOnce { 0 } else { pkid };
+                        Packet::Publish(p)
+                    }
+                    1 => subscribe(pkid, &[(topic.as_str(), qos)]),
+                    2 => Packet::Unsubscribe(Unsubscribe {
+                        pkid,
+                        topics: vec![topic],
+                    }),
+                    3 => Packet::PubAck(PubAck::new(pkid)),
+                    4 => Packet::PingReq,
+                    _ => Packet::Disconnect,
+                };
+                let mut buf = BytesMut::new();
+                // Junk topics may not encode; they are simply left out.
+                let _ = packet.write(&mut buf, MAX_INCOMING_PACKET);
+                buf.to_vec()
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+        #[test]
+        fn packet_streams_with_flipped_bytes_never_panic(
+            packets in proptest::collection::vec(packet(), 0..12),
+            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+        ) {
+            let mut bytes: Vec<u8> = packets.concat();
+            for (at, value) in flips {
+                if !bytes.is_empty() {
+                    let at = at % bytes.len();
+                    bytes[at] = value;
+                }
+            }
+            let now = Instant::now();
+            let c = connect("dev-1", false, 5);
+            let mut out = Vec::new();
+            let mut session = Session::accept("dev-1".into(), &c, None, now, &mut out);
+            let mut buf = BytesMut::from(&bytes[..]);
+            // Decode until the bytes run out or are malformed, as the driver does.
+            while let Ok(packet) = Packet::read(&mut buf, MAX_INCOMING_PACKET) {
+                session.handle_packet(packet, now, &mut out);
+                session.handle_broker_message("t/x", Bytes::from_static(b"m"), &mut out);
+            }
+            session.handle_timeout(now + Duration::from_secs(60), &mut out);
+            let closes = out.iter().filter(|a| matches!(a, Action::Close(_))).count();
+            prop_assert_eq!(closes, 1, "closed exactly once (at the latest by the keep-alive)");
+            prop_assert!(matches!(out.last(), Some(Action::Close(_))), "nothing after the close");
+        }
+    }
+}
