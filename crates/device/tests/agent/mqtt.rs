@@ -71,35 +71,29 @@ fn firmware_job_end_to_end_with_self_test() {
 
 /// Firmware jobs that end FAILED, each with the C agent's exact reason, leaving the old image
 /// running: a signature by another key (PAL `0xe3` after the whole file), a new image reporting
-/// the updater's own version (`OtaErrSameFirmwareVersion`, rolled back), and a Jobs service that
+/// the updater's own version (`OtaErrSameFirmwareVersion`, rolled back) or an older one
+/// (`OtaErrDowngradeNotAllowed`), and a Jobs service that
 /// loses `statusDetails` across the reboot (`OtaErrImageStateMismatch`, PROTOCOL.md §2.8.4).
 #[test]
 fn failed_firmware_jobs_report_the_agents_reasons() {
     let signer = Signer::new();
     let other = Signer::new();
-    // (case, job signed by, new image keeps the old version, service drops statusDetails, reason)
+    // (case, job signed by, build the new image runs as, service drops statusDetails, reason)
     let cases = [
-        (
-            "bad signature",
-            &other,
-            false,
-            false,
-            "0x000000e3: 0x00000000",
-        ),
-        ("same version", &signer, true, false, "rejected: 0x00000010"),
+        ("bad signature", &other, 20, false, "0x000000e3: 0x00000000"),
+        ("same version", &signer, 10, false, "rejected: 0x00000010"),
+        ("downgrade", &signer, 5, false, "rejected: 0x0000000f"),
         (
             "lost statusDetails",
             &signer,
-            false,
+            20,
             true,
             "rejected: 0x00000011",
         ),
     ];
-    for (name, job_signer, same_version, omit_details, reason) in cases {
+    for (name, job_signer, new_build, omit_details, reason) in cases {
         let mut cfg = config(&signer);
-        if same_version {
-            cfg.new_image_version = Some(cfg.firmware_version);
-        }
+        cfg.new_image_version = Some(AppVersion::new(0, 0, new_build));
         let mut sim = signed_sim(cfg, 10_000, job_signer);
         sim.jobs.omit_status_details = omit_details;
         sim.connect();
@@ -118,6 +112,26 @@ fn failed_firmware_jobs_report_the_agents_reasons() {
             "{name}"
         );
     }
+}
+
+/// A non-firmware file (`fileType` 2) ends SUCCEEDED right after verification, with the file type
+/// in the version slot and no reboot.
+#[test]
+fn non_firmware_file_succeeds_without_self_test() {
+    let mut sim = firmware_sim(10_000);
+    let doc = sim.jobs.document.as_mut().unwrap();
+    doc["afr_ota"]["files"][0]["fileType"] = serde_json::json!(2);
+    sim.connect();
+    sim.run();
+    assert_eq!(
+        sim.jobs.updates,
+        [
+            r#"{"status":"IN_PROGRESS","statusDetails":{"receive":"1/3"}}"#,
+            r#"{"status":"SUCCEEDED","statusDetails":{"reason":"accepted  v0.0.2","updatedBy":"  v0.0.0"}}"#,
+        ]
+    );
+    assert_eq!(sim.agent.stats().reboots, 0);
+    assert_eq!(sim.agent.running_version(), AppVersion::new(0, 0, 10));
 }
 
 /// No job document after activation within 16 s: roll back.
