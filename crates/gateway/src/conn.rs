@@ -197,7 +197,11 @@ impl<R: AsyncRead + Unpin> Connection<R> {
         };
         let id = self.shared.next_connection.fetch_add(1, Ordering::Relaxed);
         let (control_tx, mut control) = mpsc::channel(64);
-        let stored = self.shared.registry.attach(&thing, id, control_tx);
+        let (stored, expired) = self
+            .shared
+            .registry
+            .attach(&thing, id, control_tx, Instant::now());
+        release(expired).await;
         let (state, link) = match stored {
             Some(StoredSession { state, link }) => (Some(state), link),
             None => (None, None),
@@ -225,9 +229,12 @@ impl<R: AsyncRead + Unpin> Connection<R> {
             state,
             link: self.link.take(),
         });
-        if let Some(orphan) = self.shared.registry.detach(&thing, id, kept) {
-            self.link = orphan.link;
-        }
+        release(
+            self.shared
+                .registry
+                .detach(&thing, id, kept, Instant::now()),
+        )
+        .await;
         if let Some(link) = self.link.take() {
             link.close().await;
         }
@@ -382,6 +389,13 @@ impl<R: AsyncRead + Unpin> Connection<R> {
                 return Err(End::Eof);
             }
         }
+    }
+}
+
+/// Closes the broker links of sessions the registry let go of.
+async fn release(sessions: Vec<StoredSession>) {
+    for link in sessions.into_iter().filter_map(|s| s.link) {
+        link.close().await;
     }
 }
 
