@@ -25,6 +25,16 @@ pub enum Mode {
     Idle,
 }
 
+/// How the devices receive the blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// MQTT streams (`get` requests, one `data` message per block).
+    Mqtt,
+    /// HTTP range GETs of the image object through the control plane's S3 (needs --http).
+    Http,
+}
+
 /// A reference the fleet is also run against, after the main target, with the same messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -84,6 +94,9 @@ pub struct Config {
     /// What the devices do.
     #[arg(long, value_enum, default_value_t = Mode::Stream)]
     pub mode: Mode,
+    /// Data path of the main target (baselines always use their own transport).
+    #[arg(long, value_enum, default_value_t = Protocol::Mqtt)]
+    pub protocol: Protocol,
     /// Image size in bytes (suffixes KiB, MiB accepted).
     #[arg(long, default_value = "1MiB", value_parser = parse_size)]
     pub image_size: u64,
@@ -214,6 +227,12 @@ impl Config {
         if has_target && self.mode == Mode::Stream && self.stream.is_none() && !can_create {
             bail!(
                 "--mode stream needs --stream ID (existing), or --http or --data-dir to create one"
+            );
+        }
+        if self.protocol == Protocol::Http {
+            ensure!(
+                self.http.is_some() && self.stream.is_none(),
+                "--protocol http needs --http (the image is uploaded there) and no --stream"
             );
         }
         if self.baseline.contains(&Baseline::Mosquitto) {

@@ -18,9 +18,10 @@ use tokio::task::JoinSet;
 use tokio::time::Instant as TokioInstant;
 
 use crate::baseline::{self, MosquittoResponder, Responder};
-use crate::config::{Baseline, Config, Mode};
+use crate::config::{Baseline, Config, Mode, Protocol};
 use crate::download::DownloadPlan;
 use crate::link::{Endpoint, LinkOptions, TlsFiles};
+use crate::range::HttpSource;
 use crate::report::{Percentiles, Report, Sample};
 use crate::setup::{self, ControlPlane};
 use crate::stats::{FleetStats, load};
@@ -40,6 +41,8 @@ pub struct Target {
     pub pid: Option<u32>,
     /// The image, when known (blocks are then compared byte for byte).
     pub expected: Option<Bytes>,
+    /// `--protocol http`: where the blocks are fetched instead of over MQTT.
+    pub http: Option<HttpSource>,
 }
 
 /// The whole run of a [`Config`]: set up the stream, measure the main target, then each
@@ -59,9 +62,16 @@ pub async fn run_all(cfg: &Config) -> anyhow::Result<Vec<Report>> {
         let target = Target {
             name: "otastream".into(),
             endpoint,
-            stream,
             pid: cfg.server_pid,
             expected,
+            stream: stream.clone(),
+            http: match (cfg.protocol, cfg.http) {
+                (Protocol::Http, Some(addr)) => Some(HttpSource {
+                    control_plane: control_plane(cfg, addr),
+                    path: format!("/{}/{stream}.bin", setup::BUCKET),
+                }),
+                _ => None,
+            },
         };
         reports.push(run(cfg, &target).await?);
     }
@@ -73,6 +83,7 @@ pub async fn run_all(cfg: &Config) -> anyhow::Result<Vec<Report>> {
             stream: "loadgen-baseline".into(),
             pid: None,
             expected: Some(image.clone()),
+            http: None,
         };
         let report = match b {
             Baseline::Tcp => {
@@ -102,19 +113,22 @@ pub async fn run_all(cfg: &Config) -> anyhow::Result<Vec<Report>> {
 /// Creates `stream` through the control plane (`--http`) or the data directory (`--data-dir`).
 async fn create_stream(cfg: &Config, stream: &str, image: Bytes) -> anyhow::Result<()> {
     if let Some(addr) = cfg.http {
-        let cp = ControlPlane {
-            addr,
-            access_key_id: cfg.access_key_id.clone(),
-            secret_access_key: cfg.secret_access_key.clone(),
-            region: cfg.region.clone(),
-        };
-        return cp.create_stream(stream, image).await;
+        return control_plane(cfg, addr).create_stream(stream, image).await;
     }
     let dir = cfg
         .data_dir
         .as_deref()
         .context("creating a stream needs --http or --data-dir")?;
     setup::create_stream_in_store(dir, stream, image).await
+}
+
+fn control_plane(cfg: &Config, addr: std::net::SocketAddr) -> ControlPlane {
+    ControlPlane {
+        addr,
+        access_key_id: cfg.access_key_id.clone(),
+        secret_access_key: cfg.secret_access_key.clone(),
+        region: cfg.region.clone(),
+    }
 }
 
 fn main_endpoint(cfg: &Config) -> Option<Endpoint> {
@@ -159,6 +173,7 @@ pub async fn run(cfg: &Config, target: &Target) -> anyhow::Result<Report> {
         reboot: cfg.reboot / 100.0,
         seed: cfg.seed,
         hold: Duration::from_secs(cfg.hold),
+        http: target.http.clone(),
     });
     let devices = cfg.devices;
     let stats = Arc::new(FleetStats::default());

@@ -13,6 +13,7 @@
 //!   requests with a per-request client token, retries on a timer, duplicate detection.
 //! - [`link`]: [`link::Link`], one device's connection — MQTT (rumqttc, plain or mTLS) or the raw
 //!   framed TCP of the baseline.
+//! - [`range`]: the HTTP data path (`--protocol http`): SigV4-signed S3 range GETs of `n` blocks.
 //! - [`worker`]: one device's task: connect, wait for the start, download, drop replies (`--loss`),
 //!   reboot and resume (`--reboot`).
 //! - [`fleet`]: runs N workers with a connect ramp, a start barrier and a time limit; live
@@ -35,6 +36,7 @@ pub mod config;
 pub mod download;
 pub mod fleet;
 pub mod link;
+pub mod range;
 pub mod report;
 pub mod setup;
 pub mod stats;

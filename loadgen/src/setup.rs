@@ -106,28 +106,45 @@ impl ControlPlane {
         content_type: &str,
         body: Bytes,
     ) -> anyhow::Result<(http::StatusCode, Bytes)> {
+        let mut headers = Vec::new();
+        if !content_type.is_empty() {
+            headers.push((http::header::CONTENT_TYPE, content_type));
+        }
+        let req = self.request(service, method, path, &headers, body)?;
+        self.connect().await?.send(req).await
+    }
+
+    /// A SigV4-signed request for `service` (`Host` and the payload hash included).
+    pub fn request(
+        &self,
+        service: &str,
+        method: &str,
+        path: &str,
+        headers: &[(http::HeaderName, &str)],
+        body: Bytes,
+    ) -> anyhow::Result<http::Request<Full<Bytes>>> {
         let host = self.addr.to_string();
-        let uri = format!("http://{host}{path}");
         let mut req = http::Request::builder()
             .method(method)
-            .uri(&uri)
+            .uri(format!("http://{host}{path}"))
             .header(http::header::HOST, &host);
-        if !content_type.is_empty() {
-            req = req.header(http::header::CONTENT_TYPE, content_type);
+        for (name, value) in headers {
+            req = req.header(name, *value);
         }
         let mut req = req.body(Full::new(body.clone()))?;
         self.sign(&mut req, service, &body)?;
+        Ok(req)
+    }
 
+    /// Opens a keep-alive HTTP/1.1 connection to the control plane.
+    pub async fn connect(&self) -> anyhow::Result<HttpConn> {
         let stream = TcpStream::connect(self.addr)
             .await
             .with_context(|| format!("connecting to the control plane at {}", self.addr))?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(conn);
-        let resp = sender.send_request(req).await?;
-        let status = resp.status();
-        let body = resp.into_body().collect().await?.to_bytes();
-        Ok((status, body))
+        stream.set_nodelay(true)?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        let task = tokio::spawn(conn);
+        Ok(HttpConn { sender, task })
     }
 
     fn sign<B>(
@@ -200,6 +217,33 @@ pub async fn create_stream_in_store(
         Ok(())
     })
     .await?
+}
+
+/// One HTTP/1.1 connection (requests go one after the other); closed when dropped.
+#[derive(Debug)]
+pub struct HttpConn {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    task: tokio::task::JoinHandle<Result<(), hyper::Error>>,
+}
+
+impl Drop for HttpConn {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl HttpConn {
+    /// Sends `req` and reads the whole response.
+    pub async fn send(
+        &mut self,
+        req: http::Request<Full<Bytes>>,
+    ) -> anyhow::Result<(http::StatusCode, Bytes)> {
+        self.sender.ready().await?;
+        let resp = self.sender.send_request(req).await?;
+        let status = resp.status();
+        let body = resp.into_body().collect().await?.to_bytes();
+        Ok((status, body))
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@ use tokio::time::Instant as TokioInstant;
 use crate::config::Mode;
 use crate::download::{Download, DownloadError, DownloadPlan, Received};
 use crate::link::{Endpoint, Kind, Link, LinkOptions};
+use crate::range::{self, HttpSource};
+use crate::setup::HttpConn;
 use crate::stats::FleetStats;
 
 /// What every device of a fleet shares.
@@ -35,6 +37,8 @@ pub struct FleetPlan {
     pub seed: u64,
     /// Idle mode: how long to stay connected after the start signal.
     pub hold: std::time::Duration,
+    /// `--protocol http`: blocks come as S3 range GETs from here instead of over MQTT.
+    pub http: Option<HttpSource>,
 }
 
 /// Why a device gave up; [`Failure::category`] is the report's key.
@@ -101,14 +105,18 @@ pub async fn run(
     let fmt = plan.download.format.as_str();
     let base = format!("$aws/things/{}/streams/{}", device.thing, plan.stream);
     let data_topic = format!("{base}/data/{fmt}");
-    let connected = tokio::time::timeout_at(
-        deadline,
-        Link::connect(&plan.endpoint, &device.thing, &data_topic, &plan.link),
-    )
+    let connected = tokio::time::timeout_at(deadline, async {
+        match &plan.http {
+            Some(src) => src.control_plane.connect().await.map(Conn::Http),
+            None => Link::connect(&plan.endpoint, &device.thing, &data_topic, &plan.link)
+                .await
+                .map(Conn::Mqtt),
+        }
+    })
     .await;
     arrived.add_permits(1);
-    let mut link = match connected {
-        Ok(Ok(link)) => link,
+    let conn = match connected {
+        Ok(Ok(conn)) => conn,
         Ok(Err(e)) => return stats.record_failure(Failure::Connect(e).category()),
         Err(_) => return stats.record_failure(Failure::TimeLimit.category()),
     };
@@ -117,19 +125,33 @@ pub async fn run(
         s = go.wait_for(Option::is_some) => s.ok().and_then(|s| *s),
         _ = tokio::time::sleep_until(deadline) => None,
     };
-    let result = match (started, plan.mode) {
-        (None, _) => Err(Failure::TimeLimit),
-        (Some(start), Mode::Idle) => {
+    let result = match (started, plan.mode, conn) {
+        (None, _, _) => Err(Failure::TimeLimit),
+        (Some(start), Mode::Idle, conn) => {
             let until = TokioInstant::from_std(start + plan.hold).min(deadline);
-            link.idle_until(until).await.map_err(Failure::Link)
+            match conn {
+                Conn::Mqtt(mut link) => link.idle_until(until).await.map_err(Failure::Link),
+                // An idle keep-alive HTTP connection just stays open.
+                Conn::Http(_conn) => {
+                    tokio::time::sleep_until(until).await;
+                    Ok(())
+                }
+            }
         }
-        (Some(start), Mode::Stream) => {
+        (Some(start), Mode::Stream, conn) => {
             stats.downloading.fetch_add(1, Ordering::Relaxed);
-            let topics = Topics {
-                get: format!("{base}/get/{fmt}"),
-                data: data_topic,
+            let r = match conn {
+                Conn::Http(conn) => {
+                    range::download(&plan, &mut device, &stats, conn, deadline).await
+                }
+                Conn::Mqtt(link) => {
+                    let topics = Topics {
+                        get: format!("{base}/get/{fmt}"),
+                        data: data_topic,
+                    };
+                    download(&plan, &mut device, &stats, link, &topics, deadline).await
+                }
             };
-            let r = download(&plan, &mut device, &stats, link, &topics, deadline).await;
             stats.downloading.fetch_sub(1, Ordering::Relaxed);
             if r.is_ok() {
                 stats.record_completion(start.elapsed());
@@ -144,6 +166,12 @@ pub async fn run(
         }
         Err(f) => stats.record_failure(f.category()),
     }
+}
+
+/// A device's open connection, by data path.
+enum Conn {
+    Mqtt(Link),
+    Http(HttpConn),
 }
 
 struct Topics {

@@ -202,3 +202,28 @@ async fn devices_download_over_mutual_tls_with_one_certificate_each() {
     let r = fleet::run_all(&cfg).await.expect("run").remove(0);
     assert_eq!(r.failures.get("connect"), Some(&1), "{:?}", r.failures);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_download_over_http_ranges_with_loss_and_reboots() {
+    let t = start_server().await;
+    let http = start_control_plane(&t).await;
+    let image = 64 * 1024 + 100;
+    let cfg = config(&args(&format!(
+        "--mqtt {} --http {http} --protocol http --devices 20 --image-size {image} \
+         --blocks-per-request 2 --loss 10 --reboot 50 --seed 3",
+        t.server.mqtt_addr
+    )));
+    let r = fleet::run_all(&cfg).await.expect("run").remove(0);
+    assert_consistent(&r, 20, image);
+    assert!(r.dropped_replies > 0 && r.reboots > 0, "{r:?}");
+    assert_eq!(
+        r.retries, r.dropped_replies,
+        "each dropped range is asked again"
+    );
+    assert_eq!(r.requests, 20 * 9 + r.retries, "17 blocks in ranges of 2");
+    assert_eq!(
+        t.server.gateway.metrics().blocks_served(),
+        0,
+        "nothing went over MQTT"
+    );
+}
