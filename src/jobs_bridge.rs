@@ -5,8 +5,8 @@
 //!   `$aws/things/<T>/jobs/...` request to one blocking worker that runs it through
 //!   [`JobsHandle::apply`] (persist first, then publish), in arrival order;
 //! - engine → device: [`GatewaySink`] is the engine's [`ActionSink`]; answers go to the requester
-//!   without a subscription ([`Gateway::reply`]), `notify` / `notify-next` only to subscribers
-//!   ([`Gateway::notify`]).
+//!   without a subscription ([`Gateway::reply`](otastream_gateway::Gateway::reply)), `notify` / `notify-next` only to subscribers
+//!   ([`Gateway::notify`](otastream_gateway::Gateway::notify)).
 
 use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};

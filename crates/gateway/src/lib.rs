@@ -10,8 +10,9 @@
 //!   [`Action`]s out): CONNECT, SUBSCRIBE, PUBLISH QoS 0/1, keep-alive, persistent sessions.
 //! - [`policy`]: the per-thing topic policy and reserved-filter matching.
 //! - [`streams`]: the sans-IO streams service, [`handle_stream_request`], over a [`StreamSource`].
-//! - [`reserved`]: dispatch of reserved topics to [`ReservedTopicHandler`]s — **the jobs engine
-//!   plugs in here**.
+//! - [`reserved`]: dispatch of reserved topics to [`ReservedTopicHandler`]s: [`StreamsHandler`]
+//!   and [`JobsTopics`] (hands `$aws/things/<T>/jobs/...` to a [`JobsDriver`], which answers
+//!   through [`Gateway::reply`] and [`Gateway::notify`]) — **other AWS services plug in here**.
 //! - [`wire`]: packet encoding, the hand-written PUBLISH header of the block path, [`Outbound`].
 //! - [`broker`]: the embedded rumqttd router and lazily created local links.
 //! - [`registry`]: live connections (takeover) and stored persistent sessions.

@@ -4,7 +4,7 @@
 //! [`StreamSource`], and appends the reply frames (complete MQTT PUBLISH packets) to an
 //! [`Outbound`]. Exactly one answer per request: the selected blocks as data messages, a
 //! description, or one `rejected` message with the AWS error code. Every error becomes a wire
-//! rejection here and nowhere else ([`reject`]).
+//! rejection here and nowhere else (the private `reject` function).
 //!
 //! CBOR data messages are written as two chunks each: MQTT fixed header + topic + CBOR data header
 //! in one small buffer (one allocation per request for all blocks), then a [`Bytes`] slice of the
