@@ -11,11 +11,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use bytes::{Bytes, BytesMut};
 use otastream_chunker::topic::{self, StreamOp};
 use otastream_chunker::{FileLayout, Format, request, response, select};
-use rumqttc::{AsyncClient, Event, MqttOptions, NetworkOptions, Packet, QoS};
+use rumqttc::{Event, MqttOptions, Packet, QoS};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -152,35 +152,14 @@ impl MosquittoResponder {
         opts.set_keep_alive(Duration::from_secs(60));
         opts.set_max_packet_size(MAX_MESSAGE, MAX_MESSAGE);
         opts.set_request_channel_capacity(8192);
-        let (client, mut eventloop) = AsyncClient::new(opts, 8192);
-        let mut net = NetworkOptions::new();
-        net.set_tcp_nodelay(true);
-        net.set_connection_timeout(30);
-        eventloop.set_network_options(net);
-        loop {
-            match eventloop.poll().await.context("connecting to the broker")? {
-                Event::Incoming(Packet::ConnAck(_)) => break,
-                _ => continue,
-            }
-        }
-        client
-            .subscribe("$aws/things/+/streams/+/get/+", QoS::AtMostOnce)
-            .await?;
-        loop {
-            match eventloop.poll().await? {
-                Event::Incoming(Packet::SubAck(ack)) => {
-                    if ack
-                        .return_codes
-                        .iter()
-                        .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
-                    {
-                        bail!("the broker refused the $aws request subscription");
-                    }
-                    break;
-                }
-                _ => continue,
-            }
-        }
+        let (client, mut eventloop) = link::mqtt_session(
+            opts,
+            8192,
+            Duration::from_secs(30),
+            "$aws/things/+/streams/+/get/+",
+        )
+        .await
+        .context("the broker session of the responder")?;
         // The event loop only reads and writes; answers are published from another task so a
         // full request channel can never deadlock the loop (CRATES.md §2).
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<rumqttc::Publish>();

@@ -187,41 +187,50 @@ async fn mqtt(
             Arc::new(tls),
         )));
     }
-    let (client, mut eventloop) = AsyncClient::new(mqtt, 16);
-    let mut net = NetworkOptions::new();
-    net.set_tcp_nodelay(true);
-    net.set_connection_timeout(opts.connect_timeout.as_secs().max(1));
-    eventloop.set_network_options(net);
-    loop {
-        match eventloop.poll().await? {
-            Event::Incoming(Packet::ConnAck(ack)) => {
-                if ack.code != rumqttc::ConnectReturnCode::Success {
-                    bail!("CONNACK refused: {:?}", ack.code);
-                }
-                break;
-            }
-            _ => continue,
-        }
-    }
-    client
-        .try_subscribe(subscribe, QoS::AtMostOnce)
-        .context("MQTT subscribe queue full")?;
-    loop {
-        if let Event::Incoming(Packet::SubAck(ack)) = eventloop.poll().await? {
-            if ack
-                .return_codes
-                .iter()
-                .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
-            {
-                bail!("SUBACK refused {subscribe}");
-            }
-            break;
-        }
-    }
+    let (client, eventloop) = mqtt_session(mqtt, 16, opts.connect_timeout, subscribe).await?;
     Ok(Link::Mqtt {
         client,
         eventloop: Box::new(eventloop),
     })
+}
+
+/// Opens an MQTT session with TCP_NODELAY: CONNECT until an accepting CONNACK, then SUBSCRIBE
+/// `filter` (QoS 0) until its SUBACK, refusals being errors. `capacity` sizes rumqttc's request
+/// channel.
+pub async fn mqtt_session(
+    opts: MqttOptions,
+    capacity: usize,
+    connect_timeout: Duration,
+    filter: &str,
+) -> anyhow::Result<(AsyncClient, EventLoop)> {
+    let (client, mut eventloop) = AsyncClient::new(opts, capacity);
+    let mut net = NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    net.set_connection_timeout(connect_timeout.as_secs().max(1));
+    eventloop.set_network_options(net);
+    loop {
+        if let Event::Incoming(Packet::ConnAck(ack)) = eventloop.poll().await? {
+            if ack.code != rumqttc::ConnectReturnCode::Success {
+                bail!("CONNACK refused: {:?}", ack.code);
+            }
+            break;
+        }
+    }
+    client
+        .try_subscribe(filter, QoS::AtMostOnce)
+        .context("MQTT subscribe queue full")?;
+    loop {
+        if let Event::Incoming(Packet::SubAck(ack)) = eventloop.poll().await? {
+            let refused = ack
+                .return_codes
+                .iter()
+                .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure));
+            if refused {
+                bail!("SUBACK refused {filter}");
+            }
+            return Ok((client, eventloop));
+        }
+    }
 }
 
 /// A rustls client configuration (ring provider) trusting `files.ca`, with the device's
