@@ -300,6 +300,13 @@ mod tests {
         p
     }
 
+    /// An image of `len` bytes, a download of it at `n` blocks per request, and the time now.
+    fn start(len: usize, n: u32) -> (Vec<u8>, Download, Instant) {
+        let img = image(len);
+        let d = Download::new(plan(len as u64, n));
+        (img, d, Instant::now())
+    }
+
     fn image(len: usize) -> Vec<u8> {
         (0..len).map(|i| (i % 253) as u8).collect()
     }
@@ -321,9 +328,7 @@ mod tests {
 
     #[test]
     fn downloads_every_block_once_with_n_per_request() {
-        let img = image(10 * 4096 + 100);
-        let mut d = Download::new(plan(img.len() as u64, 4));
-        let now = Instant::now();
+        let (img, mut d, now) = start(10 * 4096 + 100, 4);
         let mut rounds = 0;
         while let Some(req) = d.poll_request(now) {
             rounds += 1;
@@ -343,9 +348,7 @@ mod tests {
 
     #[test]
     fn asks_again_after_the_quiet_timeout_and_counts_late_blocks_as_duplicates() {
-        let img = image(3 * 4096);
-        let mut d = Download::new(plan(img.len() as u64, 1));
-        let t0 = Instant::now();
+        let (img, mut d, t0) = start(3 * 4096, 1);
         let first = d.poll_request(t0).unwrap();
         assert_eq!(d.poll_request(t0 + Duration::from_millis(999)), None);
         assert_eq!(d.poll_timeout(), Some(t0 + Duration::from_secs(1)));
@@ -364,9 +367,7 @@ mod tests {
 
     #[test]
     fn the_same_block_twice_for_one_request_is_a_server_duplicate() {
-        let img = image(2 * 4096);
-        let mut d = Download::new(plan(img.len() as u64, 1));
-        let now = Instant::now();
+        let (img, mut d, now) = start(2 * 4096, 1);
         let req = d.poll_request(now).unwrap();
         let msg = serve(&req, &img).remove(0);
         assert!(matches!(d.handle_data(&msg, now), Ok(Received::New { .. })));
@@ -376,9 +377,7 @@ mod tests {
 
     #[test]
     fn restart_keeps_the_bitmap() {
-        let img = image(5 * 4096);
-        let mut d = Download::new(plan(img.len() as u64, 2));
-        let now = Instant::now();
+        let (img, mut d, now) = start(5 * 4096, 2);
         let req = d.poll_request(now).unwrap();
         for msg in serve(&req, &img) {
             d.handle_data(&msg, now).unwrap();
@@ -392,9 +391,7 @@ mod tests {
 
     #[test]
     fn wrong_bytes_length_and_index_fail_the_download() {
-        let img = image(2 * 4096);
-        let mut d = Download::new(plan(img.len() as u64, 1));
-        let now = Instant::now();
+        let (_, mut d, now) = start(2 * 4096, 1);
         d.poll_request(now).unwrap();
         let mut bad = Vec::new();
         response::encode_data(Format::Cbor, Some("r0"), 0, 0, &[9; 4096], &mut bad);
