@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use otastream::server::{self, ServerConfig};
+use otastream_api::ApiConfig;
 use otastream_store::pki::DevPki;
 
 /// Self-hosted, AWS-IoT-compatible firmware OTA service.
@@ -14,6 +15,53 @@ use otastream_store::pki::DevPki;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// Control-plane identity: the credentials every request must be signed with, and the region
+/// and account that appear in ARNs.
+#[derive(clap::Args)]
+struct ApiArgs {
+    /// Access key id clients sign with (default: the documented dev key, printed at start-up).
+    #[arg(long, env = "OTASTREAM_ACCESS_KEY_ID")]
+    access_key_id: Option<String>,
+    /// Secret access key clients sign with (default: the documented dev secret).
+    #[arg(long, env = "OTASTREAM_SECRET_ACCESS_KEY", hide_env_values = true)]
+    secret_access_key: Option<String>,
+    /// Region in ARNs and signatures.
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+    /// Account id in ARNs.
+    #[arg(long, default_value = "123456789012")]
+    account_id: String,
+}
+
+impl ApiArgs {
+    /// The control-plane configuration; says on stderr when the dev credentials are in use.
+    fn into_config(self) -> anyhow::Result<ApiConfig> {
+        let (access_key_id, secret_access_key) = match (self.access_key_id, self.secret_access_key)
+        {
+            (Some(id), Some(secret)) => (id, secret),
+            (None, None) => {
+                eprintln!(
+                    "otastream: using the dev credentials AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={}",
+                    otastream_api::DEV_ACCESS_KEY_ID,
+                    otastream_api::DEV_SECRET_ACCESS_KEY
+                );
+                (
+                    otastream_api::DEV_ACCESS_KEY_ID.to_owned(),
+                    otastream_api::DEV_SECRET_ACCESS_KEY.to_owned(),
+                )
+            }
+            _ => anyhow::bail!("give both --access-key-id and --secret-access-key, or neither"),
+        };
+        Ok(ApiConfig {
+            region: self.region,
+            account_id: self.account_id,
+            access_key_id,
+            secret_access_key,
+            public_base_url: String::new(),
+        })
+    }
 }
 
 #[derive(Subcommand)]
@@ -32,6 +80,8 @@ enum Command {
         /// MQTT over TLS with client certificates; the CN is the thing name (port 0: pick one).
         #[arg(long, default_value = "127.0.0.1:8883")]
         mqtts: SocketAddr,
+        #[command(flatten)]
+        api: ApiArgs,
     },
     /// Write a device certificate and key signed by the data directory's dev CA.
     DevCert {
@@ -62,11 +112,13 @@ async fn main() -> anyhow::Result<()> {
             http,
             mqtt,
             mqtts,
+            api,
         } => {
             let cfg = ServerConfig {
                 http,
                 mqtt,
                 mqtts,
+                api: api.into_config()?,
                 ..ServerConfig::new(data_dir)
             };
             let running = server::start(cfg).await?;

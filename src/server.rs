@@ -9,6 +9,7 @@ use anyhow::Context;
 use axum::Router;
 use axum::routing::get;
 use otastream_api::jobs_hub::JobsHandle;
+use otastream_api::{ApiConfig, ApiState};
 
 use crate::jobs_bridge;
 use otastream_gateway::{
@@ -33,6 +34,9 @@ pub struct ServerConfig {
     pub mqtts: SocketAddr,
     /// Gateway tunables.
     pub gateway: GatewayConfig,
+    /// Control-plane settings (credentials, region, account id). An empty `public_base_url` is
+    /// replaced by `http://<bound HTTP address>` once the listener is bound.
+    pub api: ApiConfig,
 }
 
 impl ServerConfig {
@@ -44,6 +48,10 @@ impl ServerConfig {
             mqtt: SocketAddr::from(([127, 0, 0, 1], 1883)),
             mqtts: SocketAddr::from(([127, 0, 0, 1], 8883)),
             gateway: GatewayConfig::default(),
+            api: ApiConfig {
+                public_base_url: String::new(),
+                ..ApiConfig::default()
+            },
         }
     }
 
@@ -140,7 +148,13 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
         (http.local_addr()?, mqtt.local_addr()?, mqtts.local_addr()?);
     let (shutdown, watch_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
-    let router = control_plane(&store, &cfg, &jobs).merge(metrics_router(metrics));
+    let mut api = cfg.api.clone();
+    if api.public_base_url.is_empty() {
+        api.public_base_url = format!("http://{http_addr}");
+    }
+    let router = control_plane(&store, api, &jobs)
+        .await?
+        .merge(metrics_router(metrics));
     let (timers, stop) = (
         jobs.clone().run_timers(store.clone()),
         stopped(watch_rx.clone()),
@@ -200,11 +214,14 @@ fn metrics_router(metrics: Arc<Metrics>) -> Router {
     )
 }
 
-/// **The control plane mounts here.** The HTTP API (crates/api: iot, signer, s3, iot-jobs-data,
-/// acm) is merged into this router by the lead; until then it is empty. Build its state with
-/// `otastream_api::ApiState::with_jobs(store.clone(), config, jobs.clone())` so the control plane
-/// and the device gateway share one jobs engine (never `ApiState::new`, which would restore a
-/// second one); the engine's timers already run (see [`start`]).
-fn control_plane(_store: &Store, _cfg: &ServerConfig, _jobs: &JobsHandle) -> Router {
-    Router::new()
+/// The control plane (crates/api: iot, signer, acm, s3, iot-jobs-data) on the HTTP port, sharing
+/// the device gateway's jobs engine (whose timers [`start`] already runs). Building its state
+/// touches the store (the dev code-signing certificate, interrupted OTA updates), so it runs off
+/// the async runtime.
+async fn control_plane(store: &Store, api: ApiConfig, jobs: &JobsHandle) -> anyhow::Result<Router> {
+    let (store, jobs) = (store.clone(), jobs.clone());
+    let state = tokio::task::spawn_blocking(move || ApiState::with_jobs(store, api, jobs))
+        .await?
+        .context("starting the control plane")?;
+    Ok(otastream_api::router(state))
 }
