@@ -61,9 +61,17 @@ impl From<u8> for FileId {
     }
 }
 
-/// An absolute, 0-based block index inside one file.
+/// An absolute, 0-based block index inside one file; [`FileLayout::block_index`] is the
+/// checked constructor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct BlockIndex(pub u32);
+pub struct BlockIndex(u32);
+
+impl BlockIndex {
+    /// The index.
+    pub const fn get(self) -> u32 {
+        self.0
+    }
+}
 
 /// A file of `file_size` bytes cut into blocks of `block_size`; the last block may be shorter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,6 +99,15 @@ impl FileLayout {
             u32::MAX
         } else {
             n as u32
+        }
+    }
+
+    /// `index` as a [`BlockIndex`] of this file; past the last block is `ResourceNotFound`.
+    pub const fn block_index(&self, index: u32) -> Result<BlockIndex, Reject> {
+        if index < self.block_count() {
+            Ok(BlockIndex(index))
+        } else {
+            Err(Reject::new(RejectCode::ResourceNotFound, "block not found"))
         }
     }
 
@@ -161,6 +178,11 @@ mod tests {
         assert_eq!(l.last_block_len(), 1808);
         assert_eq!(l.block_len(3), 0);
         assert!(!l.contains(3));
+        assert_eq!(l.block_index(2).unwrap().get(), 2);
+        assert_eq!(
+            l.block_index(3).unwrap_err().code,
+            RejectCode::ResourceNotFound
+        );
     }
 
     #[test]
