@@ -4,7 +4,9 @@
 //! engine call and then carries out its actions in order: `Save*` / `Delete*` actions are
 //! written to the store in ONE transaction before anything is published, and publish actions
 //! (`Reply`, `Notify`, `NotifyNext`) go to the [`ActionSink`] (the device gateway when the
-//! server wires one in; dropped otherwise). Records: `job/<jobId>` holds a serialized [`Job`],
+//! server wires one in; dropped otherwise). The engine mutex is not held across the commit: a
+//! second mutex, taken before the engine is released, keeps commits and publications in engine
+//! order while the next engine call already runs (a pipeline of two). Records: `job/<jobId>` holds a serialized [`Job`],
 //! `job-execution/<jobId>/<thing>` a [`JobExecution`] with the job as parent.
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -52,6 +54,8 @@ impl ActionSink for NoDevices {
 #[derive(Clone)]
 pub struct JobsHandle {
     engine: Arc<Mutex<Engine>>,
+    /// Held from the end of an engine call until its records are committed and published.
+    commit: Arc<Mutex<()>>,
     sink: Arc<dyn ActionSink>,
 }
 
@@ -76,6 +80,7 @@ impl JobsHandle {
         let engine = Engine::restore(jobs, execs, now_ms());
         Ok(Self {
             engine: Arc::new(Mutex::new(engine)),
+            commit: Arc::new(Mutex::new(())),
             sink: Arc::new(NoDevices),
         })
     }
@@ -101,6 +106,8 @@ impl JobsHandle {
     }
 
     /// Runs a mutating engine call, persists its records, then publishes. Blocking (store I/O).
+    /// `f` may make many engine calls (group commit): all their records go into one
+    /// transaction and their publications follow in order once it has committed.
     pub fn apply<T>(
         &self,
         store: &Store,
@@ -112,11 +119,14 @@ impl JobsHandle {
             Plane::Control => jobs_error(e),
             Plane::Data => data_plane_error(e),
         })?;
-        persist(store, &actions)?;
+        // Hand over: commits happen in engine order, without the engine locked during fsync.
+        let commit = self.commit.lock().unwrap_or_else(PoisonError::into_inner);
         drop(engine);
+        persist(store, &actions)?;
         for action in actions.into_iter().filter(|a| a.topic().is_some()) {
             self.sink.publish(action);
         }
+        drop(commit);
         Ok(out)
     }
 

@@ -1,0 +1,91 @@
+//! Throughput of device job updates through the jobs bridge (group commit): `DEVICES` things
+//! each send `IN_PROGRESS` then `SUCCEEDED` for one job over the gateway's [`JobsDriver`]
+//! interface; the clock stops when every answer has been published. Prints updates per second.
+//!
+//! `cargo bench --bench jobs_updates` (optionally `-- <devices>`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use otastream::jobs_bridge::JobsRequests;
+use otastream_api::jobs_hub::{ActionSink, JobsHandle, Plane};
+use otastream_gateway::JobsDriver;
+use otastream_jobs::{Action, JobSpec};
+use otastream_store::Store;
+
+/// Counts accepted and rejected answers.
+#[derive(Default)]
+struct Answers {
+    accepted: AtomicUsize,
+    rejected: AtomicUsize,
+}
+
+impl ActionSink for Answers {
+    fn publish(&self, action: Action) {
+        if let Action::Reply { .. } = &action {
+            let topic = action.topic().unwrap_or_default();
+            let counter = if topic.ends_with("/rejected") {
+                &self.rejected
+            } else {
+                &self.accepted
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let devices: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(2000);
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path())?;
+    let answers = Arc::new(Answers::default());
+    let jobs = JobsHandle::restore(&store)?.with_sink(answers.clone());
+    let things: Vec<String> = (0..devices).map(|i| format!("bench-{i}")).collect();
+    let groups = BTreeMap::from([("fleet".to_owned(), things.clone())]);
+    let spec = JobSpec {
+        job_arn: "arn:aws:iot:us-east-1:123456789012:job/bench".into(),
+        job_id: "bench".into(),
+        targets: vec!["arn:aws:iot:us-east-1:123456789012:thinggroup/fleet".into()],
+        document: r#"{"op":"update"}"#.into(),
+        ..JobSpec::default()
+    };
+    jobs.apply(&store, Plane::Control, |e| {
+        Ok(((), e.handle_create_job(spec, &groups, 1)?))
+    })
+    .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let updates = 2 * devices;
+    let elapsed = rt.block_on(async {
+        let driver = JobsRequests::start(jobs.clone(), store.clone());
+        let start = Instant::now();
+        for status in ["IN_PROGRESS", "SUCCEEDED"] {
+            for thing in &things {
+                let payload = format!(r#"{{"status":"{status}","clientToken":"{thing}"}}"#);
+                driver.handle_jobs_request(thing, "bench/update", Bytes::from(payload));
+            }
+        }
+        while answers.accepted.load(Ordering::Relaxed) + answers.rejected.load(Ordering::Relaxed)
+            < updates
+        {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        start.elapsed()
+    });
+    println!(
+        "jobs_updates: {devices} devices, {updates} updates ({} rejected) in {:.2} s = {:.0} updates/s",
+        answers.rejected.load(Ordering::Relaxed),
+        elapsed.as_secs_f64(),
+        updates as f64 / elapsed.as_secs_f64()
+    );
+    Ok(())
+}
