@@ -20,6 +20,9 @@ pub const DEV_SECRET_ACCESS_KEY: &str = "otastream-dev-secret-do-not-use-in-prod
 pub enum Mode {
     /// Download one stream file block by block, like the AWS OTA agent's data phase.
     Stream,
+    /// The full OTA job per device (needs --http): notify, download, signature check, self-test
+    /// reboot, SUCCEEDED; devices are the simulated AWS agent of `otastream-device`.
+    Ota,
     /// Connect, subscribe to the data topic, then stay idle until `--hold` ends (memory per
     /// connected device).
     Idle,
@@ -227,6 +230,12 @@ impl Config {
         if has_target && self.mode == Mode::Stream && self.stream.is_none() && !can_create {
             bail!(
                 "--mode stream needs --stream ID (existing), or --http or --data-dir to create one"
+            );
+        }
+        if self.mode == Mode::Ota {
+            ensure!(
+                self.http.is_some() && self.mqtt.is_some(),
+                "--mode ota needs --mqtt and --http (things and the OTA update are created there)"
             );
         }
         if self.protocol == Protocol::Http {

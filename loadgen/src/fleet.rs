@@ -21,6 +21,7 @@ use crate::baseline::{self, MosquittoResponder, Responder};
 use crate::config::{Baseline, Config, Mode, Protocol};
 use crate::download::DownloadPlan;
 use crate::link::{Endpoint, LinkOptions, TlsFiles};
+use crate::ota::{self, OtaPlan};
 use crate::range::HttpSource;
 use crate::report::{Percentiles, Report, Sample};
 use crate::setup::{self, ControlPlane};
@@ -43,6 +44,8 @@ pub struct Target {
     pub expected: Option<Bytes>,
     /// `--protocol http`: where the blocks are fetched instead of over MQTT.
     pub http: Option<HttpSource>,
+    /// `--mode ota`: the devices run OTA jobs prepared for them.
+    pub ota: Option<OtaPlan>,
 }
 
 /// The whole run of a [`Config`]: set up the stream, measure the main target, then each
@@ -59,6 +62,16 @@ pub async fn run_all(cfg: &Config) -> anyhow::Result<Vec<Report>> {
         if cfg.stream.is_none() && cfg.mode == Mode::Stream {
             create_stream(cfg, &stream, image.clone()).await?;
         }
+        let ota = match (cfg.mode, cfg.http, cfg.mqtt) {
+            (Mode::Ota, Some(http), Some(mqtt)) => {
+                let things: Vec<String> = (0..cfg.devices)
+                    .map(|i| Device::new(&cfg.thing_prefix, i, cfg.seed).thing)
+                    .collect();
+                let cp = control_plane(cfg, http);
+                Some(ota::prepare(&cp, &stream, image.clone(), &things, mqtt).await?)
+            }
+            _ => None,
+        };
         let target = Target {
             name: "otastream".into(),
             endpoint,
@@ -72,6 +85,7 @@ pub async fn run_all(cfg: &Config) -> anyhow::Result<Vec<Report>> {
                 }),
                 _ => None,
             },
+            ota,
         };
         reports.push(run(cfg, &target).await?);
     }
@@ -84,6 +98,7 @@ pub async fn run_all(cfg: &Config) -> anyhow::Result<Vec<Report>> {
             pid: None,
             expected: Some(image.clone()),
             http: None,
+            ota: None,
         };
         let report = match b {
             Baseline::Tcp => {
@@ -174,12 +189,14 @@ pub async fn run(cfg: &Config, target: &Target) -> anyhow::Result<Report> {
         seed: cfg.seed,
         hold: Duration::from_secs(cfg.hold),
         http: target.http.clone(),
+        ota: target.ota.clone(),
     });
     let devices = cfg.devices;
     let stats = Arc::new(FleetStats::default());
     let sampler = target.pid.map(ProcSampler::new);
     let sample = || sampler.as_ref().and_then(ProcSampler::sample);
-    let rss_start = sample().map(|s| s.rss_bytes);
+    let at_start = sample();
+    let rss_start = at_start.map(|s| s.rss_bytes);
     let deadline = TokioInstant::now() + Duration::from_secs(cfg.duration_limit);
     let (go_tx, go_rx) = watch::channel(None::<Instant>);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -218,7 +235,12 @@ pub async fn run(cfg: &Config, target: &Target) -> anyhow::Result<Report> {
     drop(everyone);
     let connect_s = t0.elapsed().as_secs_f64();
     let at_connect = sample();
-    let go = Instant::now();
+    // OTA agents start as soon as they are spawned: their run is timed from the first spawn.
+    let go = if plan.ota.is_some() {
+        t0
+    } else {
+        Instant::now()
+    };
     let _ = go_tx.send(Some(go));
     while workers.join_next().await.is_some() {}
     let elapsed = go.elapsed().as_secs_f64().max(1e-9);
@@ -259,7 +281,13 @@ pub async fn run(cfg: &Config, target: &Target) -> anyhow::Result<Report> {
         server_rss_per_device_bytes: rss_start
             .zip(rss_connected)
             .map(|(a, b)| (b as f64 - a as f64) / devices as f64),
-        server_cpu_s: at_connect.zip(at_end).map(|(a, b)| b.cpu_s - a.cpu_s),
+        server_cpu_s: if plan.ota.is_some() {
+            at_start
+        } else {
+            at_connect
+        }
+        .zip(at_end)
+        .map(|(a, b)| b.cpu_s - a.cpu_s),
         timeline,
     })
 }

@@ -13,6 +13,8 @@
 //!   requests with a per-request client token, retries on a timer, duplicate detection.
 //! - [`link`]: [`link::Link`], one device's connection — MQTT (rumqttc, plain or mTLS) or the raw
 //!   framed TCP of the baseline.
+//! - [`ota`]: `--mode ota`: things, a signed OTA update through the control plane, and the
+//!   simulated AWS agent of `otastream-device` per device.
 //! - [`range`]: the HTTP data path (`--protocol http`): SigV4-signed S3 range GETs of `n` blocks.
 //! - [`worker`]: one device's task: connect, wait for the start, download, drop replies (`--loss`),
 //!   reboot and resume (`--reboot`).
@@ -36,6 +38,7 @@ pub mod config;
 pub mod download;
 pub mod fleet;
 pub mod link;
+pub mod ota;
 pub mod range;
 pub mod report;
 pub mod setup;

@@ -48,6 +48,19 @@ impl ControlPlane {
     /// Uploads `image` to `s3://otastream-loadgen/<stream>.bin` and creates stream `stream`
     /// with it as file 0.
     pub async fn create_stream(&self, stream: &str, image: Bytes) -> anyhow::Result<()> {
+        let key = format!("{stream}.bin");
+        self.upload(&key, image).await?;
+        let doc = serde_json::json!({
+            "description": "otastream-loadgen test image",
+            "files": [{"fileId": 0, "s3Location": {"bucket": BUCKET, "key": key}}],
+            "roleArn": "arn:aws:iam::123456789012:role/otastream-loadgen",
+        });
+        self.post_json("CreateStream", "iot", &format!("/streams/{stream}"), &doc)
+            .await
+    }
+
+    /// Creates the loadgen bucket if needed and uploads `image` as `<key>` in it.
+    pub async fn upload(&self, key: &str, image: Bytes) -> anyhow::Result<()> {
         let (status, body) = self
             .call("s3", "PUT", &format!("/{BUCKET}"), "", Bytes::new())
             .await?;
@@ -58,43 +71,26 @@ impl ControlPlane {
                 String::from_utf8_lossy(&body)
             );
         }
-        let key = format!("{stream}.bin");
-        self.expect_ok(
-            "PutObject",
-            self.call(
-                "s3",
-                "PUT",
-                &format!("/{BUCKET}/{key}"),
-                "application/octet-stream",
-                image,
-            )
-            .await?,
-        )?;
-        let doc = serde_json::json!({
-            "description": "otastream-loadgen test image",
-            "files": [{"fileId": 0, "s3Location": {"bucket": BUCKET, "key": key}}],
-            "roleArn": "arn:aws:iam::123456789012:role/otastream-loadgen",
-        });
-        let body = Bytes::from(serde_json::to_vec(&doc)?);
-        self.expect_ok(
-            "CreateStream",
-            self.call(
-                "iot",
-                "POST",
-                &format!("/streams/{stream}"),
-                "application/json",
-                body,
-            )
-            .await?,
-        )
+        let path = format!("/{BUCKET}/{key}");
+        let put = self
+            .call("s3", "PUT", &path, "application/octet-stream", image)
+            .await?;
+        expect_ok("PutObject", put)
     }
 
-    fn expect_ok(&self, op: &str, (status, body): (http::StatusCode, Bytes)) -> anyhow::Result<()> {
-        if status.is_success() {
-            Ok(())
-        } else {
-            bail!("{op}: {status} {}", String::from_utf8_lossy(&body))
-        }
+    /// POSTs a JSON document to a rest-json operation and checks for success.
+    pub async fn post_json(
+        &self,
+        op: &str,
+        service: &str,
+        path: &str,
+        doc: &serde_json::Value,
+    ) -> anyhow::Result<()> {
+        let body = Bytes::from(serde_json::to_vec(doc)?);
+        let answer = self
+            .call(service, "POST", path, "application/json", body)
+            .await?;
+        expect_ok(op, answer)
     }
 
     /// One signed HTTP/1.1 request on a fresh connection.
@@ -217,6 +213,15 @@ pub async fn create_stream_in_store(
         Ok(())
     })
     .await?
+}
+
+/// Success, or an error naming the operation and the server's answer.
+fn expect_ok(op: &str, (status, body): (http::StatusCode, Bytes)) -> anyhow::Result<()> {
+    if status.is_success() {
+        Ok(())
+    } else {
+        bail!("{op}: {status} {}", String::from_utf8_lossy(&body))
+    }
 }
 
 /// One HTTP/1.1 connection (requests go one after the other); closed when dropped.

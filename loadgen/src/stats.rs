@@ -116,6 +116,12 @@ impl FleetStats {
         );
     }
 
+    /// Adds replies dropped and reboots done (`--loss`, `--reboot`).
+    pub fn add_faults(&self, dropped: u64, reboots: u64) {
+        add(&self.dropped, dropped);
+        add(&self.reboots, reboots);
+    }
+
     /// Records the request→block latency of one new block.
     pub fn record_latency(&self, latency: Duration) {
         let us = micros(latency);

@@ -12,6 +12,7 @@ use tokio::time::Instant as TokioInstant;
 use crate::config::Mode;
 use crate::download::{Download, DownloadError, DownloadPlan, Received};
 use crate::link::{Endpoint, Kind, Link, LinkOptions};
+use crate::ota::{self, OtaPlan};
 use crate::range::{self, HttpSource};
 use crate::setup::HttpConn;
 use crate::stats::FleetStats;
@@ -39,6 +40,8 @@ pub struct FleetPlan {
     pub hold: std::time::Duration,
     /// `--protocol http`: blocks come as S3 range GETs from here instead of over MQTT.
     pub http: Option<HttpSource>,
+    /// `--mode ota`: what the simulated agents need.
+    pub ota: Option<OtaPlan>,
 }
 
 /// Why a device gave up; [`Failure::category`] is the report's key.
@@ -56,6 +59,9 @@ pub enum Failure {
     /// `--duration-limit` ended first.
     #[error("time limit reached")]
     TimeLimit,
+    /// The OTA job of the device did not succeed (the reason).
+    #[error("OTA job: {0}")]
+    Job(&'static str),
 }
 
 impl Failure {
@@ -67,6 +73,7 @@ impl Failure {
             Self::Download(DownloadError::Rejected(_)) => "rejected",
             Self::Download(_) => "bad block",
             Self::TimeLimit => "time limit",
+            Self::Job(why) => why,
         }
     }
 }
@@ -102,6 +109,16 @@ pub async fn run(
     mut go: watch::Receiver<Option<Instant>>,
     deadline: TokioInstant,
 ) {
+    if let Some(ota) = &plan.ota {
+        // The agent connects by itself and starts at once: no barrier, timed from its spawn.
+        arrived.add_permits(1);
+        stats.downloading.fetch_add(1, Ordering::Relaxed);
+        let start = Instant::now();
+        let left = deadline.saturating_duration_since(TokioInstant::now());
+        let r = ota::run_device(&plan, ota, &mut device, &stats, left).await;
+        stats.downloading.fetch_sub(1, Ordering::Relaxed);
+        return finish(&stats, r, start);
+    }
     let fmt = plan.download.format.as_str();
     let base = format!("$aws/things/{}/streams/{}", device.thing, plan.stream);
     let data_topic = format!("{base}/data/{fmt}");
@@ -138,7 +155,7 @@ pub async fn run(
                 }
             }
         }
-        (Some(start), Mode::Stream, conn) => {
+        (Some(_), Mode::Stream, conn) => {
             stats.downloading.fetch_add(1, Ordering::Relaxed);
             let r = match conn {
                 Conn::Http(conn) => {
@@ -153,15 +170,19 @@ pub async fn run(
                 }
             };
             stats.downloading.fetch_sub(1, Ordering::Relaxed);
-            if r.is_ok() {
-                stats.record_completion(start.elapsed());
-            }
             r
         }
+        (Some(_), Mode::Ota, _) => Err(Failure::Job("bad device config")),
     };
     stats.connected.fetch_sub(1, Ordering::Relaxed);
+    finish(&stats, result, started.unwrap_or_else(Instant::now));
+}
+
+/// Accounts for a device's end: done (with its completion time from `start`) or failed.
+fn finish(stats: &FleetStats, result: Result<(), Failure>, start: Instant) {
     match result {
         Ok(()) => {
+            stats.record_completion(start.elapsed());
             stats.done.fetch_add(1, Ordering::Relaxed);
         }
         Err(f) => stats.record_failure(f.category()),

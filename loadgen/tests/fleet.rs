@@ -2,8 +2,6 @@
 //! report must add up (completed + failed = devices, bytes = completed × image size) and the
 //! server must never answer one request twice, with and without loss and reboots.
 
-use std::net::SocketAddr;
-
 use clap::Parser;
 use otastream::server::{self, RunningServer, ServerConfig};
 use otastream_loadgen::report::Report;
@@ -20,24 +18,6 @@ async fn start_server() -> TestServer {
         .await
         .expect("server starts");
     TestServer { server, _dir: dir }
-}
-
-/// Serves the control plane (crates/api, dev credentials) over the server's store, on its own
-/// port, and returns that address.
-async fn start_control_plane(t: &TestServer) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let store = t.server.store.clone();
-    let state = tokio::task::spawn_blocking(move || {
-        otastream_api::ApiState::new(store, otastream_api::ApiConfig::default())
-    })
-    .await
-    .expect("join")
-    .expect("api state");
-    tokio::spawn(async move { axum::serve(listener, otastream_api::router(state)).await });
-    addr
 }
 
 fn config(args: &[String]) -> Config {
@@ -83,7 +63,7 @@ fn assert_consistent(r: &Report, devices: u64, image: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_devices_download_a_stream_made_through_the_control_plane_and_the_tcp_baseline() {
     let t = start_server().await;
-    let http = start_control_plane(&t).await;
+    let http = t.server.http_addr;
     let image = 64 * 1024;
     let cfg = config(&args(&format!(
         "--mqtt {} --http {http} --devices 50 --image-size {image} --blocks-per-request 4 \
@@ -206,7 +186,7 @@ async fn devices_download_over_mutual_tls_with_one_certificate_each() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn devices_download_over_http_ranges_with_loss_and_reboots() {
     let t = start_server().await;
-    let http = start_control_plane(&t).await;
+    let http = t.server.http_addr;
     let image = 64 * 1024 + 100;
     let cfg = config(&args(&format!(
         "--mqtt {} --http {http} --protocol http --devices 20 --image-size {image} \
@@ -226,4 +206,21 @@ async fn devices_download_over_http_ranges_with_loss_and_reboots() {
         0,
         "nothing went over MQTT"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_device_runs_its_signed_ota_job_to_succeeded() {
+    let t = start_server().await;
+    let image = 64 * 1024;
+    let cfg = config(&args(&format!(
+        "--mqtt {} --http {} --mode ota --devices 20 --image-size {image} --blocks-per-request 4 \
+         --thing-prefix ota",
+        t.server.mqtt_addr, t.server.http_addr
+    )));
+    let r = fleet::run_all(&cfg).await.expect("run").remove(0);
+    assert_eq!((r.completed, r.failed), (20, 0), "{:?}", r.failures);
+    assert!(r.blocks >= 20 * 16 && r.bytes >= 20 * image, "{r:?}");
+    assert!(r.latency_ms.p50 > 0.0 && r.device_completion_s.max > 0.0);
+    // Each device rebooted once to activate the new image (the self-test handshake).
+    assert_eq!(r.reboots, 20);
 }
