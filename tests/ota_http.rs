@@ -1,0 +1,78 @@
+//! OTA update over HTTP, end to end: the afr_ota document a device fetches over MQTT carries a
+//! freshly presigned S3 URL, and the agent downloads the signed image with Range GETs (it only
+//! accepts 206 Partial Content).
+
+mod ota_support;
+
+use std::time::Duration;
+
+use ota_support::{OtaServer, firmware, http_get, thing_arn, things};
+use otastream_device::{AppVersion, Event, FinalStatus, Protocol};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+#[test]
+fn an_update_over_http_downloads_the_signed_image_through_a_presigned_url() {
+    let ota = OtaServer::start();
+    let fw = firmware(70 * 1024 + 5, 3);
+    let signer_job = ota.upload_and_sign("fw/http.bin", &fw);
+    let thing = things("http", 1).remove(0);
+    ota.create_things(std::slice::from_ref(&thing));
+    ota.create_ota(
+        "ota_http",
+        OtaServer::signed_file(&signer_job),
+        &[thing_arn(&thing)],
+        &["HTTP"],
+        json!({ "awsJobPresignedUrlConfig": { "expiresInSec": 600 } }),
+    );
+
+    // What the device will get: a presigned GET URL that answers a Range with 206.
+    let described = ota.cli(&format!(
+        "iot-jobs-data describe-job-execution --job-id AFR_OTA-ota_http --thing-name {thing} --include-job-document"
+    ));
+    let doc: Value = serde_json::from_str(
+        described["execution"]["jobDocument"]
+            .as_str()
+            .expect("document"),
+    )
+    .expect("json document");
+    let file = &doc["afr_ota"]["files"][0];
+    assert_eq!(file["auth_scheme"], "aws.s3.presigned", "{doc}");
+    let url = file["update_data_url"].as_str().expect("presigned url");
+    assert!(url.contains("X-Amz-Expires=600"), "{url}");
+    let (status, head, body) = http_get(url, &[("Range", "bytes=0-4095")]);
+    assert_eq!((status, body.as_slice()), (206, &fw[..4096]), "{head}");
+
+    let mut cfg = ota.device(&thing);
+    cfg.preferred_protocol = Protocol::Http;
+    let report = ota
+        .reports(vec![ota.spawn_device(cfg, Duration::from_secs(60))])
+        .remove(0);
+    let new = AppVersion::new(0, 0, 2);
+    assert_eq!(
+        report.status,
+        FinalStatus::Succeeded { version: new },
+        "{report:?}"
+    );
+    assert!(
+        report.events.iter().any(|e| matches!(
+            e,
+            Event::JobReceived { protocol: Protocol::Http, file_size, .. } if *file_size == fw.len() as u64
+        )),
+        "{report:?}"
+    );
+    assert_eq!(report.sha256, Some(Sha256::digest(&fw).into()));
+    assert_eq!(report.stats.restarts, 0, "{report:?}");
+
+    let exec = ota.execution("AFR_OTA-ota_http", &thing);
+    assert_eq!(exec["status"], "SUCCEEDED", "{exec}");
+    assert_eq!(
+        exec["statusDetails"]["detailsMap"]["reason"],
+        "accepted  v0.0.2"
+    );
+    let job = ota.wait_job("AFR_OTA-ota_http", "COMPLETED");
+    assert_eq!(
+        job["jobProcessDetails"]["numberOfSucceededThings"], 1,
+        "{job}"
+    );
+}

@@ -1,0 +1,146 @@
+//! OTA updates over MQTT, end to end: created with the real `aws` CLI (S3 with versioning, the
+//! dev ACM certificate, signer, things, a thing group, `create-ota-update`), delivered by the
+//! gateway's Jobs API and streams to simulated AWS OTA agents, and observed back through the CLI.
+
+mod ota_support;
+
+use std::time::Duration;
+
+use base64::Engine;
+use ota_support::{BUCKET, OtaServer, firmware, things};
+use otastream_device::status::code;
+use otastream_device::{AppVersion, Event, FailReason, FinalStatus};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// A SNAPSHOT update to a thing group: every member downloads the signed image (verified
+/// against the certificate from `aws acm get-certificate`), runs the self test (the server must
+/// hand `self_test: ready` back after the reboot), and the CLI sees the job complete with the
+/// agent's final `accepted  v…` statusDetails.
+#[test]
+fn a_thing_group_updates_over_mqtt_with_the_self_test_round_trip() {
+    let ota = OtaServer::start();
+    let fw = firmware(96 * 1024 + 123, 1);
+    let signer_job = ota.upload_and_sign("fw/app.bin", &fw);
+    let fleet = things("mqtt", 3);
+    ota.create_things(&fleet);
+    let group = ota.create_group("fleet", &fleet);
+    let info = ota.create_ota(
+        "ota_mqtt",
+        OtaServer::signed_file(&signer_job),
+        &[group],
+        &["MQTT"],
+        json!({ "targetSelection": "SNAPSHOT" }),
+    );
+    assert_eq!(info["awsIotJobId"], "AFR_OTA-ota_mqtt");
+
+    let devices = fleet
+        .iter()
+        .map(|t| ota.spawn_device(ota.device(t), DEADLINE))
+        .collect();
+    for report in ota.reports(devices) {
+        let new = AppVersion::new(0, 0, 2);
+        assert_eq!(
+            report.status,
+            FinalStatus::Succeeded { version: new },
+            "{report:?}"
+        );
+        assert!(report.final_status_acked, "{report:?}");
+        assert_eq!(report.sha256, Some(Sha256::digest(&fw).into()));
+        // notify-next is never repeated mid-download (the agent would start again at block 0).
+        assert_eq!(report.stats.restarts, 0, "{report:?}");
+        let self_test: Vec<&Event> = report
+            .events
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    Event::Verified { .. }
+                        | Event::SelfTestReady
+                        | Event::Rebooted { .. }
+                        | Event::SelfTestActive
+                )
+            })
+            .collect();
+        assert_eq!(
+            self_test,
+            [
+                &Event::Verified { checked: true },
+                &Event::SelfTestReady,
+                &Event::Rebooted { version: new },
+                &Event::SelfTestActive,
+            ],
+            "{report:?}"
+        );
+
+        let exec = ota.execution("AFR_OTA-ota_mqtt", &report.thing_name);
+        assert_eq!(exec["status"], "SUCCEEDED", "{exec}");
+        let details = &exec["statusDetails"]["detailsMap"];
+        assert_eq!(details["reason"], "accepted  v0.0.2", "{exec}");
+        assert_eq!(details["updatedBy"], "  v0.0.1", "{exec}");
+    }
+
+    let job = ota.wait_job("AFR_OTA-ota_mqtt", "COMPLETED");
+    let counts = &job["jobProcessDetails"];
+    assert_eq!(counts["numberOfSucceededThings"], 3, "{job}");
+    assert_eq!(counts["numberOfQueuedThings"], 0, "{job}");
+    assert_eq!(counts["numberOfInProgressThings"], 0, "{job}");
+    assert_eq!(job["targetSelection"], "SNAPSHOT", "{job}");
+    let info = ota.cli("iot get-ota-update --ota-update-id ota_mqtt")["otaUpdateInfo"].clone();
+    assert_eq!(info["otaUpdateStatus"], "CREATE_COMPLETE", "{info}");
+}
+
+/// A DER ECDSA signature that is well formed but signs nothing: r = 0x11…, s = 0x22….
+fn wrong_signature() -> String {
+    let mut der = vec![0x30, 0x44, 0x02, 0x20];
+    der.extend([0x11; 32]);
+    der.extend([0x02, 0x20]);
+    der.extend([0x22; 32]);
+    base64::engine::general_purpose::STANDARD.encode(der)
+}
+
+/// customCodeSigning with a signature that does not match the image: the agent downloads,
+/// rejects the signature and reports FAILED with its reason, which the CLI shows.
+#[test]
+fn a_wrong_signature_fails_the_execution() {
+    let ota = OtaServer::start();
+    let fw = firmware(40 * 1024, 2);
+    let version = ota.upload("fw/bad.bin", &fw);
+    ota.create_things(&things("badsig", 1));
+    let files = json!([{ "fileName": "/device/firmware.bin", "fileType": 0,
+        "fileLocation": { "s3Location": { "bucket": BUCKET, "key": "fw/bad.bin", "version": version } },
+        "codeSigning": { "customCodeSigning": {
+            "signature": { "inlineDocument": wrong_signature() },
+            "certificateChain": { "certificateName": "otasigner.crt", "inlineDocument": "dev" },
+            "hashAlgorithm": "SHA256", "signatureAlgorithm": "ECDSA" } } }]);
+    ota.create_ota(
+        "ota_badsig",
+        files,
+        &[ota_support::thing_arn("badsig-0")],
+        &["MQTT"],
+        json!({}),
+    );
+
+    let device = ota.spawn_device(ota.device("badsig-0"), DEADLINE);
+    let report = ota.reports(vec![device]).remove(0);
+    let FinalStatus::Failed { reason } = &report.status else {
+        panic!("expected FAILED: {report:?}");
+    };
+    assert!(
+        matches!(reason, FailReason::WithValue { main, .. } if *main == code::PAL_SIGNATURE_CHECK_FAILED),
+        "{report:?}"
+    );
+    assert!(report.final_status_acked, "{report:?}");
+
+    let exec = ota.execution("AFR_OTA-ota_badsig", "badsig-0");
+    assert_eq!(exec["status"], "FAILED", "{exec}");
+    assert_eq!(
+        exec["statusDetails"]["detailsMap"]["reason"],
+        reason.to_string(),
+        "{exec}"
+    );
+    let job = ota.wait_job("AFR_OTA-ota_badsig", "COMPLETED");
+    assert_eq!(job["jobProcessDetails"]["numberOfFailedThings"], 1, "{job}");
+}
