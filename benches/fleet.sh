@@ -5,23 +5,24 @@
 #   n32    32 blocks per request, 8 MiB image (1 MiB is over in 0.6 s) (+ TCP baseline)
 #   half   n=1 at half the throughput n1 reached: block latency
 #   faults 1 % reply loss and 5 % reboots: everyone completes, no duplicate answers
-#   ota    10,000 devices x 1 MiB full OTA jobs (only when loadgen has --mode ota)
+#   ota    10,000 devices x 1 MiB full OTA jobs (AWS agent defaults: 10 s retry, n = $OTA_N)
 #
 # Builds release, installs Mosquitto (Debian package) if missing, starts otastream with a temp
 # data dir and port 0, starts Mosquitto on a free loopback port with TCP_NODELAY, runs each
 # scenario bounded by --duration-limit, prints every table and a summary. Reports (JSON + SVG)
 # and logs stay in $OUT.
 #
-# Usage: benches/fleet.sh [scenario...]        (default: idle n1 n32 half faults)
-# Env:   OUT=dir DEVICES=1000 IDLE_DEVICES=10000 IMAGE=1MiB IMAGE32=8MiB LIMIT=300
+# Usage: benches/fleet.sh [scenario...]        (default: idle n1 n32 half faults ota)
+# Env:   OUT=dir DEVICES=1000 IDLE_DEVICES=10000 IMAGE=1MiB IMAGE32=8MiB OTA_N=1 LIMIT=300
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SCENARIOS=${*:-idle n1 n32 half faults}
+SCENARIOS=${*:-idle n1 n32 half faults ota}
 DEVICES=${DEVICES:-1000}
 IDLE_DEVICES=${IDLE_DEVICES:-10000}
 IMAGE=${IMAGE:-1MiB}
 IMAGE32=${IMAGE32:-8MiB}
+OTA_N=${OTA_N:-1}
 LIMIT=${LIMIT:-300}
 OUT=${OUT:-$(mktemp -d /tmp/otastream-fleet.XXXXXX)}
 mkdir -p "$OUT"
@@ -113,7 +114,8 @@ for s in $SCENARIOS; do
     faults) run faults --devices "$DEVICES" --image-size "$IMAGE" --loss 1 --reboot 5 --retry-ms 1000 ;;
     ota)
         if "$LOADGEN" --help | grep -q -- 'ota'; then
-            run ota --mode ota --devices "$IDLE_DEVICES" --image-size 1MiB --connect-rate 1000
+            run ota --mode ota --devices "$IDLE_DEVICES" --image-size 1MiB --connect-rate 2000 \
+                --blocks-per-request "$OTA_N" --retry-ms 10000
         else
             echo "=== ota: skipped (loadgen has no --mode ota yet)"
         fi ;;
