@@ -1,7 +1,8 @@
 //! # otastream-loadgen
 //!
-//! A simulated fleet of AWS-IoT-style devices that download a firmware stream over MQTT, and the
-//! instrument that measures a server doing it: blocks/s, MB/s, per-block latency (HDR histogram),
+//! A simulated fleet of AWS-IoT-style devices — downloading a firmware stream over MQTT (or HTTP
+//! ranges), running whole signed OTA jobs, or just staying connected — and the instrument that
+//! measures a server serving them: blocks/s, MB/s, per-block latency (HDR histogram),
 //! device completion times, retries, duplicates, the server's RSS and CPU, a JSON report and an
 //! SVG chart. The same fleet can be pointed at two baselines in the same run (a raw loopback TCP
 //! responder — the ceiling — and a Mosquitto broker with a responder client), so numbers come out
@@ -30,7 +31,13 @@
 //! - [`sys`]: `/proc/<pid>` sampling (RSS, CPU seconds) and the open-files limit.
 //!
 //! # Key types
-//! [`Config`] → [`fleet::run`] → [`report::Report`]; [`Download`] is the protocol core.
+//! [`Config`] → [`fleet::run_all`] (set-up, then [`fleet::run`] per target) → one
+//! [`report::Report`] per target; [`Download`] is the stream protocol core.
+//!
+//! # Example
+//! `cargo run --release -p otastream-loadgen -- --mqtt 127.0.0.1:1883 --http 127.0.0.1:8080
+//! --devices 1000 --image-size 1MiB --baseline tcp --report fleet.json` (see
+//! `benches/fleet.sh` for the standard scenarios).
 
 pub mod baseline;
 pub mod chart;
