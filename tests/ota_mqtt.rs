@@ -51,6 +51,9 @@ fn a_thing_group_updates_over_mqtt_with_the_self_test_round_trip() {
         assert_eq!(report.sha256, Some(Sha256::digest(&fw).into()));
         // notify-next is never repeated mid-download (the agent would start again at block 0).
         assert_eq!(report.stats.restarts, 0, "{report:?}");
+        // The agent only goes `active` after its reboot if the document it fetches then carries
+        // the `self_test: ready` / `updatedBy` statusDetails it published before: the server
+        // kept and returned them.
         let self_test: Vec<&Event> = report
             .events
             .iter()
@@ -143,4 +146,61 @@ fn a_wrong_signature_fails_the_execution() {
     );
     let job = ota.wait_job("AFR_OTA-ota_badsig", "COMPLETED");
     assert_eq!(job["jobProcessDetails"]["numberOfFailedThings"], 1, "{job}");
+}
+
+/// A CONTINUOUS update to a group: a thing added to the group later (while its device is already
+/// waiting for work) gets its own execution and updates; the job stays IN_PROGRESS.
+#[test]
+fn a_continuous_update_reaches_a_thing_added_to_the_group_later() {
+    let ota = OtaServer::start();
+    let fw = firmware(30 * 1024, 6);
+    let signer_job = ota.upload_and_sign("fw/cont.bin", &fw);
+    let fleet = things("cont", 2);
+    ota.create_things(&fleet);
+    let group = ota.create_group("cont-fleet", &fleet[..1]);
+    ota.create_ota(
+        "ota_cont",
+        OtaServer::signed_file(&signer_job),
+        &[group],
+        &["MQTT"],
+        json!({ "targetSelection": "CONTINUOUS" }),
+    );
+    assert_eq!(
+        ota.execution("AFR_OTA-ota_cont", &fleet[0])["status"],
+        "QUEUED"
+    );
+    ota.cli_err(
+        "ResourceNotFoundException",
+        &format!(
+            "iot describe-job-execution --job-id AFR_OTA-ota_cont --thing-name {}",
+            fleet[1]
+        ),
+    );
+
+    let devices = fleet
+        .iter()
+        .map(|t| ota.spawn_device(ota.device(t), DEADLINE))
+        .collect();
+    ota.cli(&format!(
+        "iot add-thing-to-thing-group --thing-group-name cont-fleet --thing-name {}",
+        fleet[1]
+    ));
+    for report in ota.reports(devices) {
+        let new = AppVersion::new(0, 0, 2);
+        assert_eq!(
+            report.status,
+            FinalStatus::Succeeded { version: new },
+            "{report:?}"
+        );
+        assert_eq!(report.stats.restarts, 0, "{report:?}");
+        let exec = ota.execution("AFR_OTA-ota_cont", &report.thing_name);
+        assert_eq!(exec["status"], "SUCCEEDED", "{exec}");
+    }
+    let job = ota.job("AFR_OTA-ota_cont");
+    assert_eq!(job["status"], "IN_PROGRESS", "{job}");
+    assert_eq!(job["targetSelection"], "CONTINUOUS", "{job}");
+    assert_eq!(
+        job["jobProcessDetails"]["numberOfSucceededThings"], 2,
+        "{job}"
+    );
 }
