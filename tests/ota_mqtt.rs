@@ -4,16 +4,12 @@
 
 mod ota_support;
 
-use std::time::Duration;
-
 use base64::Engine;
-use ota_support::{BUCKET, OtaServer, firmware, things};
+use ota_support::{BUCKET, DEADLINE, OtaServer, UPDATED, assert_updated, firmware, thing_arns};
 use otastream_device::status::code;
-use otastream_device::{AppVersion, Event, FailReason, FinalStatus};
+use otastream_device::{Event, FailReason, FinalStatus};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-
-const DEADLINE: Duration = Duration::from_secs(60);
 
 /// A SNAPSHOT update to a thing group: every member downloads the signed image (verified
 /// against the certificate from `aws acm get-certificate`), runs the self test (the server must
@@ -22,10 +18,8 @@ const DEADLINE: Duration = Duration::from_secs(60);
 #[test]
 fn a_thing_group_updates_over_mqtt_with_the_self_test_round_trip() {
     let ota = OtaServer::start();
-    let fw = firmware(96 * 1024 + 123, 1);
-    let signer_job = ota.upload_and_sign("fw/app.bin", &fw);
-    let fleet = things("mqtt", 3);
-    ota.create_things(&fleet);
+    let (fw, signer_job) = ota.signed_firmware("fw/app.bin", 96 * 1024 + 123, 1);
+    let fleet = ota.create_things("mqtt", 3);
     let group = ota.create_group("fleet", &fleet);
     let info = ota.create_ota(
         "ota_mqtt",
@@ -41,16 +35,8 @@ fn a_thing_group_updates_over_mqtt_with_the_self_test_round_trip() {
         .map(|t| ota.spawn_device(ota.device(t), DEADLINE))
         .collect();
     for report in ota.reports(devices) {
-        let new = AppVersion::new(0, 0, 2);
-        assert_eq!(
-            report.status,
-            FinalStatus::Succeeded { version: new },
-            "{report:?}"
-        );
-        assert!(report.final_status_acked, "{report:?}");
+        assert_updated(&report);
         assert_eq!(report.sha256, Some(Sha256::digest(&fw).into()));
-        // notify-next is never repeated mid-download (the agent would start again at block 0).
-        assert_eq!(report.stats.restarts, 0, "{report:?}");
         // The agent only goes `active` after its reboot if the document it fetches then carries
         // the `self_test: ready` / `updatedBy` statusDetails it published before: the server
         // kept and returned them.
@@ -72,7 +58,7 @@ fn a_thing_group_updates_over_mqtt_with_the_self_test_round_trip() {
             [
                 &Event::Verified { checked: true },
                 &Event::SelfTestReady,
-                &Event::Rebooted { version: new },
+                &Event::Rebooted { version: UPDATED },
                 &Event::SelfTestActive,
             ],
             "{report:?}"
@@ -111,23 +97,16 @@ fn a_wrong_signature_fails_the_execution() {
     let ota = OtaServer::start();
     let fw = firmware(40 * 1024, 2);
     let version = ota.upload("fw/bad.bin", &fw);
-    ota.create_things(&things("badsig", 1));
+    let one = ota.create_things("badsig", 1);
     let files = json!([{ "fileName": "/device/firmware.bin", "fileType": 0,
         "fileLocation": { "s3Location": { "bucket": BUCKET, "key": "fw/bad.bin", "version": version } },
         "codeSigning": { "customCodeSigning": {
             "signature": { "inlineDocument": wrong_signature() },
             "certificateChain": { "certificateName": "otasigner.crt", "inlineDocument": "dev" },
             "hashAlgorithm": "SHA256", "signatureAlgorithm": "ECDSA" } } }]);
-    ota.create_ota(
-        "ota_badsig",
-        files,
-        &[ota_support::thing_arn("badsig-0")],
-        &["MQTT"],
-        json!({}),
-    );
+    ota.create_ota("ota_badsig", files, &thing_arns(&one), &["MQTT"], json!({}));
 
-    let device = ota.spawn_device(ota.device("badsig-0"), DEADLINE);
-    let report = ota.reports(vec![device]).remove(0);
+    let report = ota.run_device(ota.device(&one[0]), DEADLINE);
     let FinalStatus::Failed { reason } = &report.status else {
         panic!("expected FAILED: {report:?}");
     };
@@ -153,10 +132,8 @@ fn a_wrong_signature_fails_the_execution() {
 #[test]
 fn a_continuous_update_reaches_a_thing_added_to_the_group_later() {
     let ota = OtaServer::start();
-    let fw = firmware(30 * 1024, 6);
-    let signer_job = ota.upload_and_sign("fw/cont.bin", &fw);
-    let fleet = things("cont", 2);
-    ota.create_things(&fleet);
+    let (_, signer_job) = ota.signed_firmware("fw/cont.bin", 30 * 1024, 6);
+    let fleet = ota.create_things("cont", 2);
     let group = ota.create_group("cont-fleet", &fleet[..1]);
     ota.create_ota(
         "ota_cont",
@@ -186,13 +163,7 @@ fn a_continuous_update_reaches_a_thing_added_to_the_group_later() {
         fleet[1]
     ));
     for report in ota.reports(devices) {
-        let new = AppVersion::new(0, 0, 2);
-        assert_eq!(
-            report.status,
-            FinalStatus::Succeeded { version: new },
-            "{report:?}"
-        );
-        assert_eq!(report.stats.restarts, 0, "{report:?}");
+        assert_updated(&report);
         let exec = ota.execution("AFR_OTA-ota_cont", &report.thing_name);
         assert_eq!(exec["status"], "SUCCEEDED", "{exec}");
     }

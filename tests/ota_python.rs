@@ -11,11 +11,12 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use ota_support::{OtaServer, thing_arn};
+use ota_support::{OtaServer, thing_arns};
 use serde_json::{Value, json};
 
-/// Runs the SDK client for `thing` (`tls`: the dev CA and a certificate issued for the thing),
-/// creates `job` for it once the client is subscribed, and returns the client's summary line.
+/// Runs the SDK client for the existing `thing` (`tls`: the dev CA and a certificate issued for
+/// the thing), creates job `job-<thing>` once the client is subscribed, and returns the client's
+/// summary line.
 fn run_sdk_client(ota: &OtaServer, thing: &str, tls: bool) -> Value {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -63,17 +64,16 @@ fn run_sdk_client(ota: &OtaServer, thing: &str, tls: bool) -> Value {
         );
     }
 
-    ota.cli(&format!("iot create-thing --thing-name {thing}"));
     let document = json!({ "operation": "update", "url": "https://example.com/fw" });
     let doc_arg = document.to_string();
-    let target = thing_arn(thing);
+    let target = &thing_arns(&[thing.to_owned()])[0];
     ota.aws(&[
         "iot",
         "create-job",
         "--job-id",
         &format!("job-{thing}"),
         "--targets",
-        &target,
+        target,
         "--document",
         &doc_arg,
     ]);
@@ -88,7 +88,8 @@ fn run_sdk_client(ota: &OtaServer, thing: &str, tls: bool) -> Value {
 
 fn sdk_client_completes_a_job(tls: bool) {
     let ota = OtaServer::start();
-    let thing = if tls { "py-tls" } else { "py-tcp" };
+    let things = ota.create_things(if tls { "py-tls" } else { "py-tcp" }, 1);
+    let thing = &things[0];
     let job = format!("job-{thing}");
     let summary = run_sdk_client(&ota, thing, tls);
     assert_eq!(

@@ -6,9 +6,9 @@ mod ota_support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ota_support::{OtaServer, firmware, thing_arn, things};
+use ota_support::{DEADLINE, OtaServer, assert_updated, thing_arns};
 use otastream_api::jobs_hub::Plane;
-use otastream_device::{AppVersion, Event, FailReason, FinalStatus};
+use otastream_device::{Event, FailReason, FinalStatus};
 use serde_json::json;
 
 /// Milliseconds since the Unix epoch (the engine's clock).
@@ -24,17 +24,14 @@ fn now_ms() -> u64 {
 #[test]
 fn abort_criteria_cancel_the_rollout_after_enough_failures() {
     let ota = OtaServer::start();
-    let fw = firmware(24 * 1024, 4);
-    let signer_job = ota.upload_and_sign("fw/abort.bin", &fw);
-    let fleet = things("abort", 4);
-    ota.create_things(&fleet);
-    let targets: Vec<String> = fleet.iter().map(|t| thing_arn(t)).collect();
+    let (_, signer_job) = ota.signed_firmware("fw/abort.bin", 24 * 1024, 4);
+    let fleet = ota.create_things("abort", 4);
     let abort = json!({ "abortCriteriaList": [{ "failureType": "FAILED", "action": "CANCEL",
         "thresholdPercentage": 50, "minNumberOfExecutedThings": 2 }] });
     ota.create_ota(
         "ota_abort",
         OtaServer::signed_file(&signer_job),
-        &targets,
+        &thing_arns(&fleet),
         &["MQTT"],
         json!({ "awsJobAbortConfig": abort,
                 "awsJobExecutionsRolloutConfig": { "maximumPerMinute": 100 } }),
@@ -45,9 +42,7 @@ fn abort_criteria_cancel_the_rollout_after_enough_failures() {
     for thing in &fleet[..2] {
         let mut cfg = ota.device(thing);
         cfg.code_signing_cert_pem = Some(wrong_trust.clone());
-        let report = ota
-            .reports(vec![ota.spawn_device(cfg, Duration::from_secs(60))])
-            .remove(0);
+        let report = ota.run_device(cfg, DEADLINE);
         assert!(
             matches!(
                 report.status,
@@ -72,11 +67,7 @@ fn abort_criteria_cancel_the_rollout_after_enough_failures() {
         );
     }
     // A device of the canceled rollout asks for work and gets none.
-    let late = ota
-        .reports(vec![
-            ota.spawn_device(ota.device(&fleet[3]), Duration::from_secs(3)),
-        ])
-        .remove(0);
+    let late = ota.run_device(ota.device(&fleet[3]), Duration::from_secs(3));
     assert_eq!(late.status, FinalStatus::DeadlineReached, "{late:?}");
     assert!(late.events.contains(&Event::NoJob), "{late:?}");
     assert_eq!(late.stats.blocks, 0, "{late:?}");
@@ -88,30 +79,17 @@ fn abort_criteria_cancel_the_rollout_after_enough_failures() {
 #[test]
 fn an_in_progress_timeout_times_out_a_silent_device() {
     let ota = OtaServer::start();
-    let fw = firmware(20 * 1024, 5);
-    let signer_job = ota.upload_and_sign("fw/timeout.bin", &fw);
-    let pair = things("timeout", 2);
-    ota.create_things(&pair);
-    let targets: Vec<String> = pair.iter().map(|t| thing_arn(t)).collect();
+    let (_, signer_job) = ota.signed_firmware("fw/timeout.bin", 20 * 1024, 5);
+    let pair = ota.create_things("timeout", 2);
     ota.create_ota(
         "ota_timeout",
         OtaServer::signed_file(&signer_job),
-        &targets,
+        &thing_arns(&pair),
         &["MQTT"],
         json!({ "awsJobTimeoutConfig": { "inProgressTimeoutInMinutes": 1 } }),
     );
 
-    let report = ota
-        .reports(vec![
-            ota.spawn_device(ota.device(&pair[0]), Duration::from_secs(60)),
-        ])
-        .remove(0);
-    let new = AppVersion::new(0, 0, 2);
-    assert_eq!(
-        report.status,
-        FinalStatus::Succeeded { version: new },
-        "{report:?}"
-    );
+    assert_updated(&ota.run_device(ota.device(&pair[0]), DEADLINE));
 
     let started = ota.cli(&format!(
         "iot-jobs-data start-next-pending-job-execution --thing-name {}",

@@ -14,7 +14,9 @@ mod api_cli;
 use std::time::Duration;
 
 use otastream::server::{self, RunningServer, ServerConfig};
-use otastream_device::{DeviceConfig, DeviceReport, RunOptions, run_device_with};
+use otastream_device::{
+    AppVersion, DeviceConfig, DeviceReport, FinalStatus, RunOptions, run_device_with,
+};
 use serde_json::{Value, json};
 
 #[allow(unused_imports)] // not every test binary needs every helper
@@ -26,6 +28,10 @@ pub const BUCKET: &str = "ota-bucket";
 pub const ROLE: &str = "arn:aws:iam::123456789012:role/ota-role";
 /// The signing profile every test signs with (the dev ACM certificate).
 pub const PROFILE: &str = "ota_profile";
+/// How long a device may take for a whole update.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+/// The version a device runs after an update (devices start on 0.0.1).
+pub const UPDATED: AppVersion = AppVersion::new(0, 0, 2);
 
 /// A running server, its CLI client and the runtime its tasks and the devices run on. The test
 /// body itself is synchronous: it runs the CLI while devices run on the runtime.
@@ -123,6 +129,14 @@ impl OtaServer {
             .to_owned()
     }
 
+    /// Deterministic firmware of `len` bytes, uploaded to `key` and signed; returns the image and
+    /// the signing job id.
+    pub fn signed_firmware(&self, key: &str, len: usize, seed: u8) -> (Vec<u8>, String) {
+        let fw = firmware(len, seed);
+        let signer_job = self.upload_and_sign(key, &fw);
+        (fw, signer_job)
+    }
+
     /// Uploads `data` and signs that exact version with `aws signer start-signing-job`; returns
     /// the signing job id once it succeeded.
     pub fn upload_and_sign(&self, key: &str, data: &[u8]) -> String {
@@ -145,11 +159,13 @@ impl OtaServer {
         job_id
     }
 
-    /// `aws iot create-thing` for each name.
-    pub fn create_things(&self, names: &[String]) {
-        for name in names {
+    /// Creates things `<prefix>-0` … `<prefix>-<count-1>` with `aws iot create-thing`.
+    pub fn create_things(&self, prefix: &str, count: usize) -> Vec<String> {
+        let names: Vec<String> = (0..count).map(|i| format!("{prefix}-{i}")).collect();
+        for name in &names {
             self.cli(&format!("iot create-thing --thing-name {name}"));
         }
+        names
     }
 
     /// `create-thing-group` and `add-thing-to-thing-group` for each member; returns its ARN.
@@ -226,6 +242,12 @@ impl OtaServer {
             .spawn(run_device_with(cfg, self.server().mqtt_addr, None, opts))
     }
 
+    /// Runs one device to its end (or `deadline`).
+    pub fn run_device(&self, cfg: DeviceConfig, deadline: Duration) -> DeviceReport {
+        let device = self.spawn_device(cfg, deadline);
+        self.rt.block_on(device).expect("device task")
+    }
+
     /// Waits for the devices' reports, in the order given.
     pub fn reports(
         &self,
@@ -256,12 +278,22 @@ impl OtaServer {
     }
 }
 
-/// `count` thing names `<prefix>-<i>`.
-pub fn things(prefix: &str, count: usize) -> Vec<String> {
-    (0..count).map(|i| format!("{prefix}-{i}")).collect()
+/// The ARNs of things `names`.
+pub fn thing_arns(names: &[String]) -> Vec<String> {
+    names
+        .iter()
+        .map(|name| format!("arn:aws:iot:us-east-1:123456789012:thing/{name}"))
+        .collect()
 }
 
-/// The ARN of thing `name`.
-pub fn thing_arn(name: &str) -> String {
-    format!("arn:aws:iot:us-east-1:123456789012:thing/{name}")
+/// The device updated: SUCCEEDED on [`UPDATED`], the final status acknowledged, and the download
+/// never restarted (notify-next is not repeated mid-download).
+pub fn assert_updated(report: &DeviceReport) {
+    assert_eq!(
+        report.status,
+        FinalStatus::Succeeded { version: UPDATED },
+        "{report:?}"
+    );
+    assert!(report.final_status_acked, "{report:?}");
+    assert_eq!(report.stats.restarts, 0, "{report:?}");
 }
