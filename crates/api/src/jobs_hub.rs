@@ -6,8 +6,9 @@
 //! (`Reply`, `Notify`, `NotifyNext`) go to the [`ActionSink`] (the device gateway when the
 //! server wires one in; dropped otherwise). The engine mutex is not held across the commit: a
 //! second mutex, taken before the engine is released, keeps commits and publications in engine
-//! order while the next engine call already runs (a pipeline of two). Records: `job/<jobId>` holds a serialized [`Job`],
-//! `job-execution/<jobId>/<thing>` a [`JobExecution`] with the job as parent.
+//! order while the next engine call already runs (a pipeline of two). Records: `job/<jobId>`
+//! holds a serialized [`Job`], `job-execution/<jobId>/<thing>` a [`JobExecution`] with the job
+//! as parent.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
