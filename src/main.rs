@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -97,8 +98,12 @@ enum Command {
     },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// How long the runtime waits, once the server has stopped, for blocking work still running (a
+/// store write in flight) before the process exits anyway. Acknowledged writes are already
+/// durable; a stuck blocking task must not keep a stopped server alive.
+const BLOCKING_GRACE: Duration = Duration::from_secs(5);
+
+fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -106,7 +111,19 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+    let command = Cli::parse().command;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    let result = runtime.block_on(run(command));
+    runtime.shutdown_timeout(BLOCKING_GRACE);
+    result
+}
+
+/// Runs one command to completion.
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Serve {
             data_dir,
             http,

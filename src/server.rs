@@ -1,9 +1,11 @@
 //! The whole server in one process: [`start`] opens the data directory, loads (or creates) the dev
 //! PKI, binds the HTTP, MQTT and MQTTS listeners and runs them until [`RunningServer::shutdown`].
 
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
@@ -165,12 +167,8 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
             () = stop => {}
         }
     });
-    let stop = stopped(watch_rx.clone());
-    tasks.spawn(async move {
-        if let Err(e) = axum::serve(http, router).with_graceful_shutdown(stop).await {
-            tracing::error!(error = %e, "HTTP server failed");
-        }
-    });
+    let (stop, drained) = (stopped(watch_rx.clone()), stopped(watch_rx.clone()));
+    tasks.spawn(serve_http(http, router, stop, drained));
     let (gw, stop) = (gateway.clone(), stopped(watch_rx.clone()));
     tasks.spawn(async move { gw.serve_tcp(mqtt, stop).await });
     let (gw, stop) = (gateway.clone(), stopped(watch_rx));
@@ -188,6 +186,32 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
         shutdown,
         tasks,
     })
+}
+
+/// How long shutdown waits for open HTTP connections to finish their requests before closing
+/// them: a client that never completes a request (or a handler that never answers) must not keep
+/// the server up.
+pub const HTTP_DRAIN: Duration = Duration::from_secs(5);
+
+/// Serves `router` on `http` until `stop`; then lets requests in flight finish for at most
+/// [`HTTP_DRAIN`] after `drained` (the same signal) and drops whatever is still open.
+async fn serve_http(
+    http: TcpListener,
+    router: Router,
+    stop: impl Future<Output = ()> + Send + 'static,
+    drained: impl Future<Output = ()>,
+) {
+    let serve = axum::serve(http, router)
+        .with_graceful_shutdown(stop)
+        .into_future();
+    tokio::select! {
+        served = serve => if let Err(e) = served {
+            tracing::error!(error = %e, "HTTP server failed");
+        },
+        () = async { drained.await; tokio::time::sleep(HTTP_DRAIN).await } => {
+            tracing::warn!("HTTP connections still open {HTTP_DRAIN:?} after shutdown; closing them");
+        }
+    }
 }
 
 /// Completes when the shutdown flag is raised (or its sender is dropped, which also means "stop").
