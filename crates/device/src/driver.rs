@@ -204,6 +204,9 @@ pub async fn run_device_with(
             () = sleep_until(timer), if timer < deadline => agent.handle_timeout(now_ms()),
             () = sleep_until(deadline) => break 'run,
         }
+        // Blocks that arrived in this step answer the request sent before it: take their latency
+        // before the transmits below (the next request among them) restart the clock.
+        let (arrived, asked_at) = (Instant::now(), requested_at);
         while let Some(t) = agent.poll_transmit() {
             match t {
                 Transmit::Subscribe { topic, qos } => {
@@ -244,7 +247,7 @@ pub async fn run_device_with(
             let terminal = match &event {
                 Event::BlockAccepted { .. } => {
                     if report.block_latency_us.len() < opts.max_latency_samples {
-                        let us = requested_at.elapsed().as_micros();
+                        let us = arrived.saturating_duration_since(asked_at).as_micros();
                         report
                             .block_latency_us
                             .push(u32::try_from(us).unwrap_or(u32::MAX));

@@ -31,6 +31,8 @@ struct Endpoint {
     connects: Mutex<Vec<(String, Option<String>)>>,
     /// HTTP ranges served.
     ranges: Mutex<Vec<String>>,
+    /// How long the endpoint waits before answering a stream `get`.
+    stream_reply_delay: Duration,
 }
 
 async fn start_mqtt(endpoint: Arc<Endpoint>) -> SocketAddr {
@@ -80,6 +82,9 @@ async fn connection(mut stream: impl AsyncRead + AsyncWrite + Unpin, ep: Arc<End
                 send(Packet::SubAck(SubAck::new(s.pkid, codes)));
             }
             Packet::Publish(p) => {
+                if p.topic.ends_with("/get/cbor") && !ep.stream_reply_delay.is_zero() {
+                    tokio::time::sleep(ep.stream_reply_delay).await;
+                }
                 if p.qos == QoS::AtLeastOnce {
                     send(Packet::PubAck(PubAck::new(p.pkid)));
                 }
@@ -153,6 +158,7 @@ fn endpoint(image: Vec<u8>, document: Option<serde_json::Value>) -> Arc<Endpoint
         jobs: Mutex::new(JobService::new(document)),
         connects: Mutex::new(Vec::new()),
         ranges: Mutex::new(Vec::new()),
+        stream_reply_delay: Duration::ZERO,
     })
 }
 
@@ -238,6 +244,41 @@ async fn stream_download_with_loss() {
         report.stats.dropped > 0 && report.stats.retries > 0,
         "{:?}",
         report.stats
+    );
+}
+
+/// Block latency runs from the `get` that asked for a block to the block's arrival: with every
+/// answer held back 20 ms, no sample may be shorter (at n = 1 the next request goes out in the
+/// same step as the block arrives, which must not restart the clock first).
+#[tokio::test]
+async fn block_latency_spans_request_to_arrival() {
+    const DELAY: Duration = Duration::from_millis(20);
+    let image = test_image(30_000);
+    let ep = Arc::new(Endpoint {
+        stream_reply_delay: DELAY,
+        ..Arc::into_inner(endpoint(image.clone(), None)).unwrap()
+    });
+    let addr = start_mqtt(ep.clone()).await;
+    let mut cfg = DeviceConfig::new(THING);
+    cfg.use_jobs = false;
+    let opts = RunOptions {
+        stream: Some(StreamTarget {
+            stream: STREAM.to_owned(),
+            file_id: 0,
+            file_size: image.len() as u64,
+        }),
+        ..options()
+    };
+    let report = run_device_with(cfg, addr, None, opts).await;
+    assert_eq!(report.status, FinalStatus::Downloaded);
+    assert_eq!(report.stats.retries, 0, "{:?}", report.stats);
+    let blocks = image.len().div_ceil(4096);
+    assert_eq!(report.block_latency_us.len(), blocks);
+    let floor = DELAY.as_micros() as u32;
+    assert!(
+        report.block_latency_us.iter().all(|&us| us >= floor),
+        "every sample covers the {DELAY:?} the endpoint held the answer: {:?}",
+        report.block_latency_us
     );
 }
 
