@@ -14,11 +14,14 @@ use sha2::{Digest, Sha256};
 /// A SNAPSHOT update to a thing group: every member downloads the signed image (verified
 /// against the certificate from `aws acm get-certificate`), runs the self test (the server must
 /// hand `self_test: ready` back after the reboot), and the CLI sees the job complete with the
-/// agent's final `accepted  v…` statusDetails.
+/// agent's final `accepted  v…` statusDetails. One device keeps the agent's defaults (one block
+/// per request, progress every 64 blocks; 10 % seeded loss and a 300 ms retry make it slower)
+/// and gets a second job while it downloads: neither its own progress updates nor the new job
+/// may repeat notify-next (the agent would restart from block 0).
 #[test]
 fn a_thing_group_updates_over_mqtt_with_the_self_test_round_trip() {
     let ota = OtaServer::start();
-    let (fw, signer_job) = ota.signed_firmware("fw/app.bin", 96 * 1024 + 123, 1);
+    let (fw, signer_job) = ota.signed_firmware("fw/app.bin", 300 * 1024 + 123, 1);
     let fleet = ota.create_things("mqtt", 3);
     let group = ota.create_group("fleet", &fleet);
     let info = ota.create_ota(
@@ -32,8 +35,30 @@ fn a_thing_group_updates_over_mqtt_with_the_self_test_round_trip() {
 
     let devices = fleet
         .iter()
-        .map(|t| ota.spawn_device(ota.device(t), DEADLINE))
+        .enumerate()
+        .map(|(i, t)| {
+            let mut cfg = ota.device(t);
+            if i == 0 {
+                // Slowed by a little seeded loss, so the second job lands mid-download.
+                cfg.blocks_per_request = 1;
+                cfg.faults.drop_data_percent = 10.0;
+                cfg.faults.seed = 7;
+                cfg.request_wait_ms = 300;
+            }
+            ota.spawn_device(cfg, DEADLINE)
+        })
         .collect();
+    let second = thing_arns(&fleet[..1]);
+    ota.aws(&[
+        "iot",
+        "create-job",
+        "--job-id",
+        "second",
+        "--targets",
+        &second[0],
+        "--document",
+        r#"{"operation":"later"}"#,
+    ]);
     for report in ota.reports(devices) {
         assert_updated(&report);
         assert_eq!(report.sha256, Some(Sha256::digest(&fw).into()));
@@ -79,6 +104,8 @@ fn a_thing_group_updates_over_mqtt_with_the_self_test_round_trip() {
     assert_eq!(job["targetSelection"], "SNAPSHOT", "{job}");
     let info = ota.cli("iot get-ota-update --ota-update-id ota_mqtt")["otaUpdateInfo"].clone();
     assert_eq!(info["otaUpdateStatus"], "CREATE_COMPLETE", "{info}");
+    // The second job waits for the device's next turn.
+    assert_eq!(ota.execution("second", &fleet[0])["status"], "QUEUED");
 }
 
 /// A DER ECDSA signature that is well formed but signs nothing: r = 0x11…, s = 0x22….
