@@ -184,6 +184,18 @@ fn options() -> RunOptions {
     }
 }
 
+/// Stream mode (no jobs): download file 0 of the test stream, `file_size` bytes.
+fn stream_options(file_size: usize) -> RunOptions {
+    RunOptions {
+        stream: Some(StreamTarget {
+            stream: STREAM.to_owned(),
+            file_id: 0,
+            file_size: file_size as u64,
+        }),
+        ..options()
+    }
+}
+
 /// A whole firmware job over MQTT: connect as the thing with the metrics username, download,
 /// verify, self test, and the final SUCCEEDED reaches the server before the driver returns.
 #[tokio::test]
@@ -228,14 +240,7 @@ async fn stream_download_with_loss() {
     cfg.request_wait_ms = 50;
     cfg.faults.drop_data_percent = 20.0;
     cfg.faults.seed = 7;
-    let opts = RunOptions {
-        stream: Some(StreamTarget {
-            stream: STREAM.to_owned(),
-            file_id: 0,
-            file_size: image.len() as u64,
-        }),
-        ..options()
-    };
+    let opts = stream_options(image.len());
     let report = run_device_with(cfg, addr, None, opts).await;
     assert_eq!(report.status, FinalStatus::Downloaded);
     assert_eq!(report.sha256, Some(Sha256::digest(&image).into()));
@@ -261,14 +266,7 @@ async fn block_latency_spans_request_to_arrival() {
     let addr = start_mqtt(ep.clone()).await;
     let mut cfg = DeviceConfig::new(THING);
     cfg.use_jobs = false;
-    let opts = RunOptions {
-        stream: Some(StreamTarget {
-            stream: STREAM.to_owned(),
-            file_id: 0,
-            file_size: image.len() as u64,
-        }),
-        ..options()
-    };
+    let opts = stream_options(image.len());
     let report = run_device_with(cfg, addr, None, opts).await;
     assert_eq!(report.status, FinalStatus::Downloaded);
     assert_eq!(report.stats.retries, 0, "{:?}", report.stats);

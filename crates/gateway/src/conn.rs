@@ -119,17 +119,7 @@ pub(crate) async fn run<S>(
     let (reader, writer) = tokio::io::split(stream);
     let (out_tx, out_rx) = mpsc::channel(shared.cfg.outbound_batches.max(1));
     let mut writer = WriterTask(tokio::spawn(write_loop(writer, out_rx)));
-    let mut conn = Connection {
-        shared: Arc::clone(&shared),
-        reader,
-        rbuf: BytesMut::new(),
-        rbuf_grown: false,
-        out_tx,
-        pending: Outbound::new(),
-        scratch: BytesMut::new(),
-        link: None,
-        actions: Vec::new(),
-    };
+    let mut conn = Connection::new(Arc::clone(&shared), reader, out_tx);
     let end = conn.serve(identity, listener).await;
     match &end {
         End::Session(CloseReason::ClientDisconnect) | End::Eof => {
@@ -189,6 +179,20 @@ struct Connection<R> {
 }
 
 impl<R: AsyncRead + Unpin> Connection<R> {
+    fn new(shared: Arc<Shared>, reader: R, out_tx: mpsc::Sender<Box<Outbound>>) -> Self {
+        Self {
+            shared,
+            reader,
+            rbuf: BytesMut::new(),
+            rbuf_grown: false,
+            out_tx,
+            pending: Outbound::new(),
+            scratch: BytesMut::new(),
+            link: None,
+            actions: Vec::new(),
+        }
+    }
+
     async fn serve(&mut self, identity: Identity, listener: &'static str) -> End {
         let connect_timeout = self.shared.cfg.connect_timeout;
         let connect = match tokio::time::timeout(connect_timeout, self.read_packet()).await {
@@ -487,17 +491,7 @@ mod tests {
         let (stream, mut peer) = tokio::io::duplex(256 * 1024);
         let (reader, _writer) = tokio::io::split(stream);
         let (out_tx, _out_rx) = mpsc::channel(1);
-        let mut conn = Connection {
-            shared: shared(),
-            reader,
-            rbuf: BytesMut::new(),
-            rbuf_grown: false,
-            out_tx,
-            pending: Outbound::new(),
-            scratch: BytesMut::new(),
-            link: None,
-            actions: Vec::new(),
-        };
+        let mut conn = Connection::new(shared(), reader, out_tx);
         let mut wire = BytesMut::new();
         let big = rumqttc::mqttbytes::v4::Publish::new(
             "a/b",
