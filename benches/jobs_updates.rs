@@ -65,8 +65,8 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let updates = 2 * devices;
+    let driver = JobsRequests::start(jobs.clone(), store.clone())?;
     let elapsed = rt.block_on(async {
-        let driver = JobsRequests::start(jobs.clone(), store.clone());
         let start = Instant::now();
         for status in ["IN_PROGRESS", "SUCCEEDED"] {
             for thing in &things {

@@ -2,21 +2,26 @@
 //! the device gateway, both ways:
 //!
 //! - device → engine: [`JobsRequests`] is the gateway's [`JobsDriver`]; it queues each
-//!   `$aws/things/<T>/jobs/...` request to one worker that applies whatever is queued as one
-//!   batch through [`JobsHandle::apply`] (engine calls in arrival order, one store transaction
-//!   for the batch — group commit —, then every answer), so thousands of devices do not
-//!   serialise on fsync;
+//!   `$aws/things/<T>/jobs/...` request to one worker thread that applies whatever is queued as
+//!   one batch through [`JobsHandle::apply`] (engine calls in arrival order, one store
+//!   transaction for the batch — group commit —, then every answer), so thousands of devices
+//!   do not serialise on fsync;
+//! - arrival order across both: [`Arrivals`] counts requests queued and applied; as the
+//!   handle's [`DeviceQueue`] it makes every control-plane / HTTP mutation wait until the device
+//!   requests queued before it are applied (else a `$next/get` sent before `CreateJob` could be
+//!   answered after it, and the agent would see the new job twice and restart its download);
 //! - engine → device: [`GatewaySink`] is the engine's [`ActionSink`]; answers go to the requester
 //!   without a subscription ([`Gateway::reply`](otastream_gateway::Gateway::reply)), `notify` / `notify-next` only to subscribers
 //!   ([`Gateway::notify`](otastream_gateway::Gateway::notify)).
 
-use std::sync::{Arc, OnceLock};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 #[cfg(test)]
 use std::time::Duration;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use otastream_api::jobs_hub::{ActionSink, JobsHandle, Plane};
+use otastream_api::jobs_hub::{ActionSink, DeviceQueue, JobsHandle, Plane};
 use otastream_gateway::{JobsDriver, WeakGateway};
 use otastream_jobs::Action;
 use otastream_store::Store;
@@ -59,35 +64,104 @@ struct JobsRequest {
     payload: Bytes,
 }
 
-/// The gateway's [`JobsDriver`]: a queue in front of one blocking worker.
+/// How far the device queue is: requests queued, requests applied, and whether the worker
+/// stopped. The [`DeviceQueue`] that keeps engine inputs in arrival order.
+#[derive(Default)]
+pub struct Arrivals {
+    /// Requests accepted into the queue so far (taken while enqueueing: queue order = count).
+    queued: Mutex<u64>,
+    applied: Mutex<Applied>,
+    advanced: Condvar,
+}
+
+#[derive(Default)]
+struct Applied {
+    count: u64,
+    stopped: bool,
+}
+
+impl Arrivals {
+    fn applied(&self) -> std::sync::MutexGuard<'_, Applied> {
+        self.applied.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records `n` more requests applied (answered or dropped) and wakes the waiters.
+    fn advance(&self, n: usize) {
+        self.applied().count += n as u64;
+        self.advanced.notify_all();
+    }
+
+    /// The worker is gone: nothing will be applied any more, nobody may wait for it.
+    fn stop(&self) {
+        self.applied().stopped = true;
+        self.advanced.notify_all();
+    }
+}
+
+impl DeviceQueue for Arrivals {
+    fn wait_for_earlier(&self) {
+        let target = *self.queued.lock().unwrap_or_else(PoisonError::into_inner);
+        let applied = self.applied();
+        let _done = self
+            .advanced
+            .wait_while(applied, |a| a.count < target && !a.stopped)
+            .unwrap_or_else(PoisonError::into_inner);
+    }
+}
+
+/// Marks the [`Arrivals`] stopped when the worker thread ends, however it ends.
+struct StopOnExit(Arc<Arrivals>);
+
+impl Drop for StopOnExit {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
+
+/// The gateway's [`JobsDriver`]: a queue in front of one worker thread.
 pub struct JobsRequests {
     queue: mpsc::Sender<JobsRequest>,
+    arrivals: Arc<Arrivals>,
 }
 
 impl JobsRequests {
-    /// Starts the worker that applies requests to `jobs` and persists into `store`, in arrival
-    /// order. Must be called inside a tokio runtime; the worker ends when this value is dropped
-    /// or the runtime shuts down.
+    /// Starts the worker thread that applies requests to `jobs` and persists into `store`, in
+    /// arrival order. The worker ends when this value is dropped. It is a thread of its own, not
+    /// a runtime task, so control-plane calls blocked in [`DeviceQueue::wait_for_earlier`]
+    /// cannot starve it.
     ///
     /// Group commit: the worker takes everything queued (up to [`BATCH`] requests), runs each
     /// through the engine in order, writes all their records in one store transaction, and only
     /// then publishes every answer — one fsync for the whole batch instead of one per request.
-    pub fn start(jobs: JobsHandle, store: Store) -> Self {
+    pub fn start(jobs: JobsHandle, store: Store) -> std::io::Result<Self> {
         let (queue, mut rx) = mpsc::channel::<JobsRequest>(QUEUE);
-        tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(BATCH);
-            while rx.recv_many(&mut batch, BATCH).await > 0 {
-                let requests = std::mem::take(&mut batch);
-                let (jobs, store) = (jobs.clone(), store.clone());
-                let applied =
-                    tokio::task::spawn_blocking(move || apply_batch(&jobs, &store, &requests))
-                        .await;
-                if let Err(e) = applied {
-                    tracing::error!(error = %e, "jobs worker failed");
+        let arrivals = Arc::new(Arrivals::default());
+        let stop = StopOnExit(arrivals.clone());
+        std::thread::Builder::new()
+            .name("jobs-requests".into())
+            .spawn(move || {
+                let mut batch = Vec::with_capacity(BATCH);
+                while let Some(first) = rx.blocking_recv() {
+                    batch.push(first);
+                    while batch.len() < BATCH {
+                        let Ok(next) = rx.try_recv() else { break };
+                        batch.push(next);
+                    }
+                    let applied =
+                        catch_unwind(AssertUnwindSafe(|| apply_batch(&jobs, &store, &batch)));
+                    if applied.is_err() {
+                        tracing::error!(requests = batch.len(), "jobs worker panicked on a batch");
+                    }
+                    stop.0.advance(batch.len());
+                    batch.clear();
                 }
-            }
-        });
-        Self { queue }
+            })?;
+        Ok(Self { queue, arrivals })
+    }
+
+    /// The queue's progress, to install with [`JobsHandle::with_device_queue`].
+    pub fn arrivals(&self) -> Arc<Arrivals> {
+        self.arrivals.clone()
     }
 }
 
@@ -96,7 +170,7 @@ impl JobsRequests {
 /// order. Blocking (store I/O). If the commit fails nothing is answered: the agents retry.
 fn apply_batch(jobs: &JobsHandle, store: &Store, requests: &[JobsRequest]) {
     let now = now_ms();
-    let applied = jobs.apply(store, Plane::Data, |engine| {
+    let applied = jobs.apply(store, Plane::Device, |engine| {
         let actions = requests
             .iter()
             .flat_map(|req| {
@@ -117,8 +191,14 @@ impl JobsDriver for JobsRequests {
             topic_suffix: topic_suffix.to_owned(),
             payload,
         };
-        if self.queue.try_send(req).is_err() {
-            tracing::warn!(thing, topic_suffix, "jobs queue full; request dropped");
+        let mut queued = self
+            .arrivals
+            .queued
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match self.queue.try_send(req) {
+            Ok(()) => *queued += 1,
+            Err(_) => tracing::warn!(thing, topic_suffix, "jobs queue full; request dropped"),
         }
     }
 }
@@ -131,13 +211,28 @@ fn now_ms() -> u64 {
 }
 
 /// Builds the shared jobs engine with its gateway sink; returns the handle (for the control
-/// plane and the timers), the sink (to receive the gateway once built) and the driver.
+/// plane and the timers; its mutations wait for earlier device requests), the sink (to receive
+/// the gateway once built) and the driver.
 pub fn wire(store: &Store) -> anyhow::Result<(JobsHandle, Arc<GatewaySink>, Arc<JobsRequests>)> {
     let sink = Arc::new(GatewaySink::default());
-    let jobs = JobsHandle::restore(store)?.with_sink(sink.clone());
-    let requests = Arc::new(JobsRequests::start(jobs.clone(), store.clone()));
+    let (jobs, requests) = wire_with_sink(store, sink.clone())?;
     Ok((jobs, sink, requests))
 }
+
+/// The engine restored from `store` publishing to `sink`, its device-request driver, and the
+/// handle ordered behind that driver's queue.
+fn wire_with_sink(
+    store: &Store,
+    sink: Arc<dyn ActionSink>,
+) -> anyhow::Result<(JobsHandle, Arc<JobsRequests>)> {
+    let jobs = JobsHandle::restore(store)?.with_sink(sink);
+    let requests = Arc::new(JobsRequests::start(jobs.clone(), store.clone())?);
+    let jobs = jobs.with_device_queue(requests.arrivals());
+    Ok((jobs, requests))
+}
+
+#[cfg(test)]
+mod arrival_order_tests;
 
 #[cfg(test)]
 mod tests {
@@ -273,7 +368,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_queue_worker_keeps_each_devices_order_across_batches() {
         let (_dir, store, jobs, recorder) = setup();
-        let driver = JobsRequests::start(jobs, store);
+        let driver = JobsRequests::start(jobs, store).expect("worker");
         for req in interleaved_updates() {
             driver.handle_jobs_request(&req.thing, &req.topic_suffix, req.payload);
             tokio::task::yield_now().await;

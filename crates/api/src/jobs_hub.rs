@@ -6,7 +6,11 @@
 //! (`Reply`, `Notify`, `NotifyNext`) go to the [`ActionSink`] (the device gateway when the
 //! server wires one in; dropped otherwise). The engine mutex is not held across the commit: a
 //! second mutex, taken before the engine is released, keeps commits and publications in engine
-//! order while the next engine call already runs (a pipeline of two). Records: `job/<jobId>`
+//! order while the next engine call already runs (a pipeline of two). Engine inputs follow
+//! arrival order: device requests reach the engine through a queue (the server's jobs bridge),
+//! so every other mutation first waits, through the [`DeviceQueue`] installed with
+//! [`JobsHandle::with_device_queue`], until the device requests queued before it are applied —
+//! without holding any lock of its own. Records: `job/<jobId>`
 //! holds a serialized [`Job`], `job-execution/<jobId>/<thing>` a [`JobExecution`] with the job
 //! as parent.
 
@@ -34,6 +38,17 @@ pub enum Plane {
     Control,
     /// iot-jobs-data.
     Data,
+    /// Device requests (MQTT) applied by the device queue itself, already in arrival order;
+    /// errors are encoded like iot-jobs-data.
+    Device,
+}
+
+/// The queue device requests wait in before they reach the engine.
+pub trait DeviceQueue: Send + Sync {
+    /// Blocks until every device request queued before this call has been applied (or the
+    /// queue has stopped). Never called with a [`JobsHandle`] lock held, nor for
+    /// [`Plane::Device`] (the queue's own applies).
+    fn wait_for_earlier(&self);
 }
 
 /// Receives the publish actions of the engine (MQTT replies and notifications).
@@ -58,6 +73,7 @@ pub struct JobsHandle {
     /// Held from the end of an engine call until its records are committed and published.
     commit: Arc<Mutex<()>>,
     sink: Arc<dyn ActionSink>,
+    device_queue: Option<Arc<dyn DeviceQueue>>,
 }
 
 impl JobsHandle {
@@ -83,12 +99,20 @@ impl JobsHandle {
             engine: Arc::new(Mutex::new(engine)),
             commit: Arc::new(Mutex::new(())),
             sink: Arc::new(NoDevices),
+            device_queue: None,
         })
     }
 
     /// Sends publish actions to `sink` from now on.
     pub fn with_sink(mut self, sink: Arc<dyn ActionSink>) -> Self {
         self.sink = sink;
+        self
+    }
+
+    /// Makes every non-device mutation of this handle (and its later clones) wait for the
+    /// device requests queued in `queue` before it (arrival order).
+    pub fn with_device_queue(mut self, queue: Arc<dyn DeviceQueue>) -> Self {
+        self.device_queue = Some(queue);
         self
     }
 
@@ -106,7 +130,8 @@ impl JobsHandle {
         f(&self.lock())
     }
 
-    /// Runs a mutating engine call, persists its records, then publishes. Blocking (store I/O).
+    /// Runs a mutating engine call, persists its records, then publishes. Blocking (store I/O;
+    /// outside [`Plane::Device`] also the wait for earlier device requests).
     /// `f` may make many engine calls (group commit): all their records go into one
     /// transaction and their publications follow in order once it has committed.
     pub fn apply<T>(
@@ -115,10 +140,14 @@ impl JobsHandle {
         plane: Plane,
         f: impl FnOnce(&mut Engine) -> Result<(T, Vec<Action>), JobsError>,
     ) -> ApiResult<T> {
+        // Arrival order: device requests queued before this call go first. No lock held here.
+        if let (Some(queue), Plane::Control | Plane::Data) = (&self.device_queue, plane) {
+            queue.wait_for_earlier();
+        }
         let mut engine = self.lock();
         let (out, actions) = f(&mut engine).map_err(|e| match plane {
             Plane::Control => jobs_error(e),
-            Plane::Data => data_plane_error(e),
+            Plane::Data | Plane::Device => data_plane_error(e),
         })?;
         // Hand over: commits happen in engine order, without the engine locked during fsync.
         let commit = self.commit.lock().unwrap_or_else(PoisonError::into_inner);
