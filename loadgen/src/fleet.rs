@@ -275,6 +275,8 @@ pub async fn run(cfg: &Config, target: &Target) -> anyhow::Result<Report> {
         server_duplicate_answers: load(&stats.server_duplicates),
         dropped_replies: load(&stats.dropped),
         reboots: load(&stats.reboots),
+        restarts: load(&stats.restarts),
+        job_requests: load(&stats.job_requests),
         server_rss_bytes: rss_max.or(rss_connected),
         server_rss_start_bytes: rss_start,
         server_rss_connected_bytes: rss_connected,

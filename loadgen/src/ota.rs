@@ -141,6 +141,7 @@ pub async fn run_device(
     };
     stats.add_progress(&DownloadStats::default(), &progress);
     stats.add_faults(s.dropped, s.reboots);
+    stats.add_agent(s.restarts, s.job_requests);
     for us in &report.block_latency_us {
         stats.record_latency(Duration::from_micros(u64::from(*us)));
     }

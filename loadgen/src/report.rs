@@ -109,6 +109,11 @@ pub struct Report {
     pub dropped_replies: u64,
     /// Devices that rebooted mid-download (`--reboot`).
     pub reboots: u64,
+    /// `--mode ota`: downloads restarted from block 0 because a job message arrived
+    /// mid-download (the AWS agent's behaviour; 0 when jobs answers keep arrival order).
+    pub restarts: u64,
+    /// `--mode ota`: jobs requests the agents sent (`$next/get`, updates).
+    pub job_requests: u64,
     /// Largest server RSS seen during the run (`--server-pid`).
     pub server_rss_bytes: Option<u64>,
     /// Server RSS before the first device connected.
@@ -208,6 +213,13 @@ pub fn table(reports: &[Report]) -> String {
                 r.target
             );
         }
+        if r.mode == Some(Mode::Ota) {
+            let _ = writeln!(
+                out,
+                "  {}: {} jobs requests, {} download restarts",
+                r.target, r.job_requests, r.restarts
+            );
+        }
         for (why, n) in &r.failures {
             let _ = writeln!(out, "  {}: {n} failed ({why})", r.target);
         }
@@ -273,5 +285,14 @@ mod tests {
         }
         let t = table(&[Report::default()]);
         assert_eq!(t.lines().count(), 2);
+        let ota = Report {
+            mode: Some(Mode::Ota),
+            restarts: 2,
+            job_requests: 7,
+            ..Report::default()
+        };
+        assert_eq!(to_json(std::slice::from_ref(&ota))["restarts"], 2);
+        let t = table(&[ota]);
+        assert!(t.contains("7 jobs requests, 2 download restarts"), "{t}");
     }
 }

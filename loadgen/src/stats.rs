@@ -34,6 +34,11 @@ pub struct FleetStats {
     pub reboots: AtomicU64,
     /// Replies dropped on purpose (`--loss`).
     pub dropped: AtomicU64,
+    /// `--mode ota`: downloads the agents abandoned and restarted from block 0 because a job
+    /// message arrived mid-download (0 when the server answers in arrival order).
+    pub restarts: AtomicU64,
+    /// `--mode ota`: jobs requests the agents sent (`$next/get`, updates).
+    pub job_requests: AtomicU64,
     /// Sum of every device's [`DownloadStats`].
     pub requests: AtomicU64,
     /// See [`DownloadStats::retries`].
@@ -66,6 +71,8 @@ impl Default for FleetStats {
             failed: AtomicU64::new(0),
             reboots: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            restarts: AtomicU64::new(0),
+            job_requests: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             blocks: AtomicU64::new(0),
@@ -120,6 +127,12 @@ impl FleetStats {
     pub fn add_faults(&self, dropped: u64, reboots: u64) {
         add(&self.dropped, dropped);
         add(&self.reboots, reboots);
+    }
+
+    /// Adds an OTA agent's download restarts and jobs requests (`--mode ota`).
+    pub fn add_agent(&self, restarts: u64, job_requests: u64) {
+        add(&self.restarts, restarts);
+        add(&self.job_requests, job_requests);
     }
 
     /// Records the request→block latency of one new block.
@@ -211,5 +224,8 @@ mod tests {
         s.record_failure("timeout");
         assert_eq!(s.failures()["timeout"], 2);
         assert_eq!(load(&s.failed), 2);
+        s.add_agent(1, 3);
+        s.add_agent(0, 2);
+        assert_eq!((load(&s.restarts), load(&s.job_requests)), (1, 5));
     }
 }

@@ -223,4 +223,7 @@ async fn every_device_runs_its_signed_ota_job_to_succeeded() {
     assert!(r.latency_ms.p50 > 0.0 && r.device_completion_s.max > 0.0);
     // Each device rebooted once to activate the new image (the self-test handshake).
     assert_eq!(r.reboots, 20);
+    // Every agent asked for its job when it connected, again after the activation reboot, and
+    // once more after each restarted download.
+    assert!(r.job_requests >= 2 * 20 + r.restarts, "{r:?}");
 }
