@@ -9,9 +9,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::routing::get;
+use axum::extract::Request;
+use axum::http::{Method, header};
+use axum::response::IntoResponse;
+use axum::routing::any;
 use otastream_api::jobs_hub::JobsHandle;
 use otastream_api::{ApiConfig, ApiState};
+use tower::ServiceExt as _;
 
 use crate::jobs_bridge;
 use otastream_gateway::{
@@ -154,9 +158,7 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
     if api.public_base_url.is_empty() {
         api.public_base_url = format!("http://{http_addr}");
     }
-    let router = control_plane(&store, api, &jobs)
-        .await?
-        .merge(metrics_router(metrics));
+    let router = metrics_router(metrics, control_plane(&store, api, &jobs).await?);
     let (timers, stop) = (
         jobs.clone().run_timers(store.clone()),
         stopped(watch_rx.clone()),
@@ -219,20 +221,30 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
-/// `GET /metrics`: the gateway's counters in the Prometheus text format.
-fn metrics_router(metrics: Arc<Metrics>) -> Router {
-    Router::new().route(
+/// The HTTP port: `GET /metrics` (unsigned, no query) answers the gateway's counters in the
+/// Prometheus text format; every other request, including a signed one on `/metrics` (S3 path
+/// style for a bucket named `metrics`), goes to the control plane.
+fn metrics_router(metrics: Arc<Metrics>, control_plane: Router) -> Router {
+    let api = control_plane.clone();
+    control_plane.route(
         "/metrics",
-        get(move || {
-            let metrics = Arc::clone(&metrics);
+        any(move |req: Request| {
+            let (metrics, api) = (Arc::clone(&metrics), api.clone());
             async move {
+                let unsigned_scrape = req.method() == Method::GET
+                    && req.uri().query().is_none()
+                    && !req.headers().contains_key(header::AUTHORIZATION);
+                if !unsigned_scrape {
+                    return api.oneshot(req).await.into_response();
+                }
                 (
                     [(
-                        axum::http::header::CONTENT_TYPE,
+                        header::CONTENT_TYPE,
                         "application/openmetrics-text; version=1.0.0; charset=utf-8",
                     )],
                     metrics.render(),
                 )
+                    .into_response()
             }
         }),
     )

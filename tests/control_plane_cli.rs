@@ -85,3 +85,33 @@ fn seed_workflow_against_otastream_serve() {
     assert!(err.contains("(InvalidSignatureException)"), "{err}");
     server.kill();
 }
+
+/// `/metrics` is the unsigned Prometheus scrape only: a signed S3 request for a bucket named
+/// `metrics` (path style `GET /metrics`) still reaches the control plane.
+#[test]
+fn a_bucket_named_metrics_is_not_shadowed_by_the_metrics_endpoint() {
+    use std::io::{Read, Write};
+    let data = tempfile::tempdir().expect("data");
+    let home = tempfile::tempdir().expect("home");
+    let server = Serve::start(data.path(), home.path());
+    server.aws("s3api create-bucket --bucket metrics");
+    std::fs::write(home.path().join("f.bin"), b"hello").expect("scratch file");
+    server.aws("s3api put-object --bucket metrics --key k --body f.bin");
+    let listed = server.aws("s3api list-objects-v2 --bucket metrics");
+    assert_eq!(listed["Contents"][0]["Key"], "k", "{listed}");
+
+    let addr = server.endpoint.trim_start_matches("http://");
+    let mut tcp = std::net::TcpStream::connect(addr).expect("connect");
+    write!(
+        tcp,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut reply = String::new();
+    tcp.read_to_string(&mut reply).expect("read");
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(
+        reply.contains("otastream_gateway_connections_open"),
+        "{reply}"
+    );
+}
