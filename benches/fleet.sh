@@ -108,9 +108,10 @@ for s in $SCENARIOS; do
     idle) run idle --mode idle --devices "$IDLE_DEVICES" --connect-rate 1000 --hold 10 ;;
     half)
         [ -f "$OUT/n1.json" ] || run n1 --devices "$DEVICES" --image-size "$IMAGE"
-        # Each device asks at most once per PACE ms: DEVICES * 1000 / PACE = half of n1's rate.
-        PACE=$(python3 -c "import sys; print(max(1, round(2 * $DEVICES * 1000 / float(sys.argv[1]))))" "$(blocks_per_s "$OUT/n1.json")")
-        run half --devices "$DEVICES" --image-size "$IMAGE" --pace-ms "$PACE" ;;
+        # The fleet asks at half of n1's rate, metered evenly over time (--rate; --pace-ms would
+        # make the devices ask in millisecond bursts, see loadgen/src/pacer.rs).
+        RATE=$(python3 -c "import sys; print(max(1, round(float(sys.argv[1]) / 2)))" "$(blocks_per_s "$OUT/n1.json")")
+        run half --devices "$DEVICES" --image-size "$IMAGE" --rate "$RATE" ;;
     faults) run faults --devices "$DEVICES" --image-size "$IMAGE" --loss 1 --reboot 5 --retry-ms 1000 ;;
     ota)
         if "$LOADGEN" --help | grep -q -- 'ota'; then

@@ -131,6 +131,10 @@ pub struct Config {
     /// run at part load).
     #[arg(long, default_value_t = 0)]
     pub pace_ms: u64,
+    /// Fleet-wide requests per second, spread evenly in time (0: as fast as devices ask). Use
+    /// it to run at part load: unlike --pace-ms it does not make devices ask in bursts.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u32,
     /// Idle mode: seconds to stay connected after the last device connected.
     #[arg(long, default_value_t = 5)]
     pub hold: u64,

@@ -175,22 +175,30 @@ impl Download {
     /// The request to send now, if one is due: the first one, the next one once the last
     /// request's blocks all arrived, or the same one again after the quiet timeout.
     pub fn poll_request(&mut self, now: Instant) -> Option<Vec<u8>> {
-        if self.is_complete() {
+        if !self.request_due(now) {
             return None;
         }
-        if let Some(last) = self.recent.back() {
+        if self
+            .recent
+            .back()
+            .is_some_and(|last| (last.got.len() as u32) < last.asked)
+        {
+            self.stats.retries += 1;
+        }
+        Some(self.request(now))
+    }
+
+    /// Whether [`Download::poll_request`] would send something at `now`.
+    pub fn request_due(&self, now: Instant) -> bool {
+        if self.is_complete() {
+            return false;
+        }
+        self.recent.back().is_none_or(|last| {
             let answered = last.got.len() as u32 >= last.asked;
             let quiet = now >= last.at + self.plan.retry_after;
             let paced = now >= last.at + self.plan.pace;
-            let due = quiet || (answered && paced);
-            if !due {
-                return None;
-            }
-            if !answered {
-                self.stats.retries += 1;
-            }
-        }
-        Some(self.request(now))
+            quiet || (answered && paced)
+        })
     }
 
     /// When [`Download::poll_request`] may next have something to send (`None`: not before

@@ -22,6 +22,7 @@ use crate::config::{Baseline, Config, Mode, Protocol};
 use crate::download::DownloadPlan;
 use crate::link::{Endpoint, LinkOptions, TlsFiles};
 use crate::ota::{self, OtaPlan};
+use crate::pacer::Pacer;
 use crate::range::HttpSource;
 use crate::report::{Percentiles, Report, Sample};
 use crate::setup::{self, ControlPlane};
@@ -190,6 +191,7 @@ pub async fn run(cfg: &Config, target: &Target) -> anyhow::Result<Report> {
         hold: Duration::from_secs(cfg.hold),
         http: target.http.clone(),
         ota: target.ota.clone(),
+        pacer: (cfg.rate > 0).then(|| Arc::new(Pacer::new(cfg.rate))),
     });
     let devices = cfg.devices;
     let stats = Arc::new(FleetStats::default());
@@ -241,6 +243,9 @@ pub async fn run(cfg: &Config, target: &Target) -> anyhow::Result<Report> {
     } else {
         Instant::now()
     };
+    if let Some(pacer) = &plan.pacer {
+        pacer.start().context("starting the --rate pacer")?;
+    }
     let _ = go_tx.send(Some(go));
     while workers.join_next().await.is_some() {}
     let elapsed = go.elapsed().as_secs_f64().max(1e-9);
@@ -257,6 +262,7 @@ pub async fn run(cfg: &Config, target: &Target) -> anyhow::Result<Report> {
         image_size: cfg.image_size,
         block_size: cfg.block_size,
         blocks_per_request: cfg.blocks_per_request,
+        offered_rate: plan.pacer.as_ref().map(|p| p.rate()),
         devices: devices as u64,
         completed: load(&stats.done),
         failed: load(&stats.failed) + (devices - spawned) as u64,

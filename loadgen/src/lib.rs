@@ -16,6 +16,7 @@
 //!   framed TCP of the baseline.
 //! - [`ota`]: `--mode ota`: things, a signed OTA update through the control plane, and the
 //!   simulated AWS agent of `otastream-device` per device.
+//! - [`pacer`]: [`pacer::Pacer`], the fleet-wide request meter of `--rate` (part-load runs).
 //! - [`range`]: the HTTP data path (`--protocol http`): SigV4-signed S3 range GETs of `n` blocks.
 //! - [`worker`]: one device's task: connect, wait for the start, download, drop replies (`--loss`),
 //!   reboot and resume (`--reboot`).
@@ -46,6 +47,7 @@ pub mod download;
 pub mod fleet;
 pub mod link;
 pub mod ota;
+pub mod pacer;
 pub mod range;
 pub mod report;
 pub mod setup;

@@ -58,6 +58,9 @@ pub async fn download(
         if let Some(at) = last_request {
             tokio::time::sleep_until(TokioInstant::from_std(at + plan.download.pace)).await;
         }
+        if let Some(pacer) = &plan.pacer {
+            pacer.wait().await;
+        }
         let last = (next + per_request).min(total) - 1;
         let range = layout.block_range(next).start..layout.block_range(last).end;
         let header = format!("bytes={}-{}", range.start, range.end - 1);

@@ -73,6 +73,9 @@ pub struct Report {
     pub block_size: u32,
     /// Blocks per request `n`.
     pub blocks_per_request: u32,
+    /// `--rate`: the offered fleet-wide requests per second, when metered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offered_rate: Option<u32>,
     /// Devices started.
     pub devices: u64,
     /// Devices that finished (downloaded everything, or held idle to the end).

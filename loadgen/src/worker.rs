@@ -13,6 +13,7 @@ use crate::config::Mode;
 use crate::download::{Download, DownloadError, DownloadPlan, Received};
 use crate::link::{Endpoint, Kind, Link, LinkOptions};
 use crate::ota::{self, OtaPlan};
+use crate::pacer::Pacer;
 use crate::range::{self, HttpSource};
 use crate::setup::HttpConn;
 use crate::stats::FleetStats;
@@ -42,6 +43,8 @@ pub struct FleetPlan {
     pub http: Option<HttpSource>,
     /// `--mode ota`: what the simulated agents need.
     pub ota: Option<OtaPlan>,
+    /// `--rate`: the fleet-wide request meter every download request waits on.
+    pub pacer: Option<Arc<Pacer>>,
 }
 
 /// Why a device gave up; [`Failure::category`] is the report's key.
@@ -221,6 +224,11 @@ async fn download(
         tokio::time::sleep(std::time::Duration::from_micros(device.rng.u64(0..pace))).await;
     }
     loop {
+        if let Some(pacer) = &plan.pacer
+            && dl.request_due(Instant::now())
+        {
+            pacer.wait().await;
+        }
         if let Some(req) = dl.poll_request(Instant::now()) {
             link.send(&topics.get, req).await.map_err(Failure::Link)?;
         }

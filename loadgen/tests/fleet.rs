@@ -117,6 +117,29 @@ async fn with_loss_and_reboots_every_device_completes_without_duplicate_answers(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metered_fleet_never_asks_faster_than_the_offered_rate() {
+    let t = start_server().await;
+    let image = 16 * 1024;
+    let rate = 2_000;
+    let cfg = config(&args(&format!(
+        "--mqtt {} --data-dir {} --devices 40 --image-size {image} --rate {rate} \
+         --thing-prefix metered",
+        t.server.mqtt_addr,
+        t.server.data_dir.display(),
+    )));
+    let r = fleet::run_all(&cfg).await.expect("run").remove(0);
+    assert_consistent(&r, 40, image);
+    assert_eq!(r.offered_rate, Some(rate));
+    // 160 requests at 2,000/s cannot all be out before 80 ms, however fast the machine: permits
+    // come at the rate, plus at most one 100 µs tick's worth banked.
+    assert_eq!(r.requests, 160);
+    assert!(
+        r.elapsed_s >= (r.requests - 1) as f64 / f64::from(rate),
+        "{r:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_devices_stay_connected_and_the_server_is_sampled() {
     let t = start_server().await;
     let cfg = config(&args(&format!(
