@@ -15,7 +15,7 @@ pub const DEV_ACCESS_KEY_ID: &str = "AKIAOTASTREAMDEV0001";
 pub const DEV_SECRET_ACCESS_KEY: &str = "otastream-dev-secret-do-not-use-in-production";
 
 /// What every simulated device does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Download one stream file block by block, like the AWS OTA agent's data phase.
@@ -29,7 +29,7 @@ pub enum Mode {
 }
 
 /// How the devices receive the blocks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     /// MQTT streams (`get` requests, one `data` message per block).
@@ -39,7 +39,7 @@ pub enum Protocol {
 }
 
 /// A reference the fleet is also run against, after the main target, with the same messages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Baseline {
     /// A raw framed-TCP responder inside loadgen: the same request and reply sizes, no MQTT.
@@ -49,7 +49,7 @@ pub enum Baseline {
 }
 
 /// `otastream-loadgen`: a simulated fleet downloading a firmware stream, with a report.
-#[derive(Clone, Debug, Parser)]
+#[derive(Clone, Debug, Parser, serde::Serialize, serde::Deserialize)]
 #[command(version, about)]
 pub struct Config {
     /// The server's plain MQTT address (the client id is the thing name).
@@ -162,6 +162,16 @@ pub struct Config {
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
+    /// Loadgen processes the devices are spread over (0: as many as the open-files limit
+    /// needs, one socket per device and 1,024 files kept for everything else).
+    #[arg(long, default_value_t = 0)]
+    pub processes: usize,
+    /// Internal: run as a shard process of another loadgen (job on stdin, events on stdout).
+    #[arg(long, hide = true)]
+    pub shard_worker: bool,
+    /// The executable shard processes run (default: this one).
+    #[arg(long, hide = true)]
+    pub shard_exe: Option<PathBuf>,
 }
 
 impl Config {

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::Bytes;
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
@@ -23,15 +22,17 @@ use crate::download::DownloadPlan;
 use crate::link::{Endpoint, LinkOptions, TlsFiles};
 use crate::ota::{self, OtaPlan};
 use crate::pacer::Pacer;
+use crate::progress::{self, Progress};
 use crate::range::HttpSource;
-use crate::report::{Percentiles, Report, Sample};
+use crate::report::{Percentiles, Report};
 use crate::setup::{self, ControlPlane};
+use crate::shard;
 use crate::stats::{FleetStats, load};
 use crate::sys::ProcSampler;
 use crate::worker::{self, Device, FleetPlan};
 
 /// One thing to measure.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Target {
     /// Name in the report (`otastream`, `tcp`, `mosquitto`).
     pub name: String,
@@ -41,7 +42,9 @@ pub struct Target {
     pub stream: String,
     /// Local process to sample for RSS and CPU.
     pub pid: Option<u32>,
-    /// The image, when known (blocks are then compared byte for byte).
+    /// The image, when known (blocks are then compared byte for byte). A shard process makes
+    /// its own copy ([`setup::test_image`]) instead of receiving it.
+    #[serde(skip)]
     pub expected: Option<Bytes>,
     /// `--protocol http`: where the blocks are fetched instead of over MQTT.
     pub http: Option<HttpSource>,
@@ -169,14 +172,14 @@ fn unique_stream_id() -> String {
     format!("loadgen-{}-{secs}-{n}", std::process::id())
 }
 
-/// Runs the configured fleet against one target and reports on it.
-pub async fn run(cfg: &Config, target: &Target) -> anyhow::Result<Report> {
+/// What every device of `cfg` against `target` shares; `rate` is this process's `--rate`.
+pub fn fleet_plan(cfg: &Config, target: &Target, rate: u32) -> anyhow::Result<FleetPlan> {
     let mut download = DownloadPlan::new(cfg.image_size, cfg.block_size()?, cfg.format());
     download.blocks_per_request = cfg.blocks_per_request;
     download.retry_after = cfg.retry_after();
     download.pace = Duration::from_millis(cfg.pace_ms);
     download.expected = target.expected.clone();
-    let plan = Arc::new(FleetPlan {
+    Ok(FleetPlan {
         endpoint: target.endpoint.clone(),
         link: LinkOptions {
             connect_timeout: Duration::from_secs(cfg.connect_timeout),
@@ -191,8 +194,64 @@ pub async fn run(cfg: &Config, target: &Target) -> anyhow::Result<Report> {
         hold: Duration::from_secs(cfg.hold),
         http: target.http.clone(),
         ota: target.ota.clone(),
-        pacer: (cfg.rate > 0).then(|| Arc::new(Pacer::new(cfg.rate))),
-    });
+        pacer: (rate > 0).then(|| Arc::new(Pacer::new(rate))),
+    })
+}
+
+/// What the devices of one process share while they run.
+pub struct Fleet {
+    /// The plan.
+    pub plan: Arc<FleetPlan>,
+    /// Where they count.
+    pub stats: Arc<FleetStats>,
+    /// One permit per device that connected or gave up connecting.
+    pub arrived: Arc<Semaphore>,
+    /// The start signal.
+    pub go: watch::Receiver<Option<Instant>>,
+    /// The end of the run.
+    pub deadline: TokioInstant,
+}
+
+impl Fleet {
+    /// Spawns devices `indexes` (global, so thing names match across processes) at
+    /// `connect_rate` per second until the deadline; returns how many were spawned.
+    pub async fn spawn_devices(
+        &self,
+        cfg: &Config,
+        indexes: std::ops::Range<usize>,
+        connect_rate: u32,
+        workers: &mut JoinSet<()>,
+    ) -> usize {
+        let connect_rate = connect_rate.max(1);
+        let per_tick = (connect_rate / 100).max(1) as usize;
+        let mut ticks = tokio::time::interval(Duration::from_secs_f64(
+            per_tick as f64 / f64::from(connect_rate),
+        ));
+        let mut next = indexes.start;
+        while next < indexes.end && TokioInstant::now() < self.deadline {
+            ticks.tick().await;
+            for _ in 0..per_tick.min(indexes.end - next) {
+                workers.spawn(worker::run(
+                    Arc::clone(&self.plan),
+                    Device::new(&cfg.thing_prefix, next, cfg.seed),
+                    Arc::clone(&self.stats),
+                    Arc::clone(&self.arrived),
+                    self.go.clone(),
+                    self.deadline,
+                ));
+                next += 1;
+            }
+        }
+        next - indexes.start
+    }
+}
+
+/// Runs the configured fleet against one target and reports on it.
+pub async fn run(cfg: &Config, target: &Target) -> anyhow::Result<Report> {
+    let processes = shard::processes(cfg);
+    // Spread over processes, the shards meter themselves; this one only watches.
+    let rate = if processes > 1 { 0 } else { cfg.rate };
+    let plan = Arc::new(fleet_plan(cfg, target, rate)?);
     let devices = cfg.devices;
     let stats = Arc::new(FleetStats::default());
     let sampler = target.pid.map(ProcSampler::new);
@@ -203,7 +262,7 @@ pub async fn run(cfg: &Config, target: &Target) -> anyhow::Result<Report> {
     let (go_tx, go_rx) = watch::channel(None::<Instant>);
     let (stop_tx, stop_rx) = watch::channel(false);
     let arrived = Arc::new(Semaphore::new(0));
-    let monitor = tokio::spawn(monitor(
+    let monitor = tokio::spawn(progress::monitor(
         Arc::clone(&stats),
         Progress::new(devices as u64, cfg.quiet, &target.name),
         sampler.clone(),
@@ -213,25 +272,21 @@ pub async fn run(cfg: &Config, target: &Target) -> anyhow::Result<Report> {
 
     let t0 = Instant::now();
     let mut workers = JoinSet::new();
-    let per_tick = (cfg.connect_rate / 100).max(1) as usize;
-    let mut ticks = tokio::time::interval(Duration::from_secs_f64(
-        per_tick as f64 / f64::from(cfg.connect_rate),
-    ));
-    let mut spawned = 0;
-    while spawned < devices && TokioInstant::now() < deadline {
-        ticks.tick().await;
-        for _ in 0..per_tick.min(devices - spawned) {
-            workers.spawn(worker::run(
-                Arc::clone(&plan),
-                Device::new(&cfg.thing_prefix, spawned, cfg.seed),
-                Arc::clone(&stats),
-                Arc::clone(&arrived),
-                go_rx.clone(),
-                deadline,
-            ));
-            spawned += 1;
-        }
-    }
+    let fleet = Fleet {
+        plan: Arc::clone(&plan),
+        stats: Arc::clone(&stats),
+        arrived: Arc::clone(&arrived),
+        go: go_rx,
+        deadline,
+    };
+    let spawned = if processes > 1 {
+        shard::launch(cfg, target, processes, &fleet, &mut workers)?;
+        devices
+    } else {
+        fleet
+            .spawn_devices(cfg, 0..devices, cfg.connect_rate, &mut workers)
+            .await
+    };
     let all = u32::try_from(spawned).unwrap_or(u32::MAX);
     let everyone = tokio::time::timeout_at(deadline, arrived.acquire_many(all)).await;
     drop(everyone);
@@ -262,7 +317,8 @@ pub async fn run(cfg: &Config, target: &Target) -> anyhow::Result<Report> {
         image_size: cfg.image_size,
         block_size: cfg.block_size,
         blocks_per_request: cfg.blocks_per_request,
-        offered_rate: plan.pacer.as_ref().map(|p| p.rate()),
+        offered_rate: (cfg.rate > 0).then_some(cfg.rate),
+        processes,
         devices: devices as u64,
         completed: load(&stats.done),
         failed: load(&stats.failed) + (devices - spawned) as u64,
@@ -298,106 +354,4 @@ pub async fn run(cfg: &Config, target: &Target) -> anyhow::Result<Report> {
         .map(|(a, b)| b.cpu_s - a.cpu_s),
         timeline,
     })
-}
-
-/// Live progress: devices connected / downloading / done / failed and the block rate.
-struct Progress {
-    _multi: MultiProgress,
-    connected: ProgressBar,
-    downloading: ProgressBar,
-    done: ProgressBar,
-    failed: ProgressBar,
-}
-
-impl Progress {
-    fn new(devices: u64, quiet: bool, target: &str) -> Self {
-        let multi = MultiProgress::with_draw_target(if quiet {
-            ProgressDrawTarget::hidden()
-        } else {
-            ProgressDrawTarget::stderr_with_hz(5)
-        });
-        let style = ProgressStyle::with_template("{prefix:>24} [{bar:40}] {pos:>6}/{len} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
-        let bar = |name: &str| {
-            let b = multi.add(ProgressBar::new(devices));
-            b.set_style(style.clone());
-            b.set_prefix(format!("{target} {name}"));
-            b
-        };
-        Self {
-            connected: bar("connected"),
-            downloading: bar("downloading"),
-            done: bar("done"),
-            failed: bar("failed"),
-            _multi: multi,
-        }
-    }
-
-    fn update(&self, stats: &FleetStats, blocks_per_s: f64) {
-        self.connected.set_position(load(&stats.connected));
-        self.downloading.set_position(load(&stats.downloading));
-        self.done.set_position(load(&stats.done));
-        self.failed.set_position(load(&stats.failed));
-        self.done.set_message(format!("{blocks_per_s:.0} blocks/s"));
-    }
-
-    fn finish(&self) {
-        for b in [&self.connected, &self.downloading, &self.done, &self.failed] {
-            b.abandon();
-        }
-    }
-}
-
-/// Drives the progress bars (5 Hz) and, once the start signal is out, records one timeline
-/// sample per second; returns the timeline and the largest RSS seen.
-async fn monitor(
-    stats: Arc<FleetStats>,
-    progress: Progress,
-    sampler: Option<ProcSampler>,
-    go: watch::Receiver<Option<Instant>>,
-    mut stop: watch::Receiver<bool>,
-) -> (Vec<Sample>, Option<u64>) {
-    let mut timeline = Vec::new();
-    let mut rss_max: Option<u64> = None;
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
-    let (mut last_blocks, mut last_t, mut rate) = (0u64, Instant::now(), 0.0);
-    let mut n = 0u64;
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.changed() => break,
-        }
-        n += 1;
-        if !n.is_multiple_of(5) {
-            progress.update(&stats, rate);
-            continue;
-        }
-        let rss = sampler
-            .as_ref()
-            .and_then(ProcSampler::sample)
-            .map(|s| s.rss_bytes);
-        rss_max = rss_max.max(rss);
-        let blocks = load(&stats.blocks);
-        let now = Instant::now();
-        rate = (blocks - last_blocks) as f64 / now.duration_since(last_t).as_secs_f64();
-        (last_blocks, last_t) = (blocks, now);
-        progress.update(&stats, rate);
-        if let Some(start) = *go.borrow() {
-            let interval = stats.take_interval();
-            let lat = Percentiles::of_micros(&interval, 1e3);
-            timeline.push(Sample {
-                t_s: now.duration_since(start).as_secs_f64(),
-                blocks_per_s: rate,
-                p50_ms: lat.p50,
-                p99_ms: lat.p99,
-                connected: load(&stats.connected),
-                done: load(&stats.done),
-                server_rss_bytes: rss,
-            });
-        }
-    }
-    progress.update(&stats, rate);
-    progress.finish();
-    (timeline, rss_max)
 }

@@ -26,7 +26,7 @@ use tokio::net::TcpStream;
 pub const MAX_MESSAGE: usize = 256 * 1024;
 
 /// Where and how devices connect.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub enum Endpoint {
     /// MQTT over plain TCP; the client id is the thing name.
     Mqtt(SocketAddr),
@@ -37,7 +37,7 @@ pub enum Endpoint {
 }
 
 /// PEM files of an mTLS connection; `{thing}` in `cert`/`key` becomes the thing name.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct TlsFiles {
     /// CA the server certificate must chain to.
     pub ca: PathBuf,

@@ -3,11 +3,14 @@
 
 use anyhow::Context;
 use clap::Parser;
-use otastream_loadgen::{Config, chart, fleet, report, sys};
+use otastream_loadgen::{Config, chart, fleet, report, shard, sys};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cfg = Config::parse();
+    if cfg.shard_worker {
+        return shard::serve().await;
+    }
     cfg.validate()?;
     // Each device holds one socket (two while a baseline runs in this process).
     let want = 2 * cfg.devices as u64 + 1024;

@@ -25,7 +25,7 @@ use crate::worker::{Device, Failure, FleetPlan};
 const CREATE_CONCURRENCY: usize = 8;
 
 /// What every device of an OTA run needs: the certificate the firmware is signed with.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct OtaPlan {
     /// PEM of the code-signing certificate.
     pub code_signing_cert_pem: String,

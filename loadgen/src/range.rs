@@ -18,7 +18,7 @@ use crate::stats::FleetStats;
 use crate::worker::{Device, Failure, FleetPlan};
 
 /// Where the HTTP data path reads the image.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct HttpSource {
     /// The signing client of the control plane.
     pub control_plane: ControlPlane,

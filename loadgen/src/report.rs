@@ -76,6 +76,8 @@ pub struct Report {
     /// `--rate`: the offered fleet-wide requests per second, when metered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub offered_rate: Option<u32>,
+    /// Loadgen processes the devices ran in (more than one past the open-files limit).
+    pub processes: usize,
     /// Devices started.
     pub devices: u64,
     /// Devices that finished (downloaded everything, or held idle to the end).

@@ -32,7 +32,7 @@ pub fn test_image(size: u64) -> Bytes {
 }
 
 /// A SigV4-signing client of the control plane.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct ControlPlane {
     /// Loopback address of the HTTP port.
     pub addr: SocketAddr,

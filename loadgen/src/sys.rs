@@ -59,6 +59,11 @@ fn cpu_ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// The hard open-files limit of this process (what its soft limit can be raised to).
+pub fn nofile_hard_limit() -> u64 {
+    getrlimit(Resource::Nofile).maximum.unwrap_or(u64::MAX)
+}
+
 /// Raises the soft open-files limit to `want` (capped by the hard limit, raised too when the
 /// process may). Returns the limit in effect afterwards.
 pub fn raise_nofile_limit(want: u64) -> u64 {

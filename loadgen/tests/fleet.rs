@@ -140,6 +140,44 @@ async fn a_metered_fleet_never_asks_faster_than_the_offered_rate() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_spread_over_three_processes_reports_as_one() {
+    let t = start_server().await;
+    let image = 32 * 1024;
+    let mut cfg = config(&args(&format!(
+        "--mqtt {} --http {} --devices 60 --image-size {image} --processes 3 \
+         --loss 5 --retry-ms 200 --rate 20000 --thing-prefix sharded",
+        t.server.mqtt_addr, t.server.http_addr,
+    )));
+    cfg.shard_exe = Some(env!("CARGO_BIN_EXE_otastream-loadgen").into());
+    let r = fleet::run_all(&cfg).await.expect("run").remove(0);
+    assert_eq!(r.processes, 3);
+    assert_consistent(&r, 60, image);
+    assert!(r.dropped_replies > 0 && r.retries > 0, "{r:?}");
+    // Every block the server sent reached a device of some shard and was counted once: new,
+    // again (asked twice) or dropped on purpose.
+    let served = t.server.gateway.metrics().blocks_served();
+    assert_eq!(
+        served,
+        r.blocks + r.duplicate_blocks + r.dropped_replies,
+        "{r:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_of_a_shard_process_that_dies_count_as_failed() {
+    let t = start_server().await;
+    let mut cfg = config(&args(&format!(
+        "--mqtt {} --http {} --devices 20 --image-size 8KiB --processes 2 --thing-prefix lost",
+        t.server.mqtt_addr, t.server.http_addr,
+    )));
+    // A "shard" that reads nothing and exits at once.
+    cfg.shard_exe = Some("/bin/true".into());
+    let r = fleet::run_all(&cfg).await.expect("run").remove(0);
+    assert_eq!((r.devices, r.completed, r.failed), (20, 0, 20));
+    assert_eq!(r.failures.get(otastream_loadgen::shard::LOST), Some(&20));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_devices_stay_connected_and_the_server_is_sampled() {
     let t = start_server().await;
     let cfg = config(&args(&format!(
