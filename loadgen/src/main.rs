@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 use clap::Parser;
+use otastream_loadgen::config::Baseline;
 use otastream_loadgen::{Config, chart, fleet, report, shard, sys};
 
 #[tokio::main]
@@ -12,8 +13,20 @@ async fn main() -> anyhow::Result<()> {
         return shard::serve().await;
     }
     cfg.validate()?;
-    // Each device holds one socket (two while a baseline runs in this process).
-    let want = 2 * cfg.devices as u64 + 1024;
+    // Each device here holds one socket; the TCP baseline's responder, always in this process,
+    // holds the other end of every device's. Shard processes raise their own limit.
+    let devices = cfg.devices as u64;
+    let here = if shard::processes(&cfg) > 1 {
+        0
+    } else {
+        devices
+    };
+    let responder = if cfg.baseline.contains(&Baseline::Tcp) {
+        devices
+    } else {
+        0
+    };
+    let want = here + responder + shard::RESERVED_FILES;
     let got = sys::raise_nofile_limit(want);
     if got < want {
         eprintln!("warning: open-files limit is {got}, {want} wanted; some devices may fail");

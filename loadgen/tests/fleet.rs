@@ -273,18 +273,23 @@ async fn devices_download_over_http_ranges_with_loss_and_reboots() {
 async fn every_device_runs_its_signed_ota_job_to_succeeded() {
     let t = start_server().await;
     let image = 64 * 1024;
-    let cfg = config(&args(&format!(
-        "--mqtt {} --http {} --mode ota --devices 20 --image-size {image} --blocks-per-request 4 \
-         --thing-prefix ota",
-        t.server.mqtt_addr, t.server.http_addr
-    )));
-    let r = fleet::run_all(&cfg).await.expect("run").remove(0);
-    assert_eq!((r.completed, r.failed), (20, 0), "{:?}", r.failures);
-    assert!(r.blocks >= 20 * 16 && r.bytes >= 20 * image, "{r:?}");
-    assert!(r.latency_ms.p50 > 0.0 && r.device_completion_s.max > 0.0);
-    // Each device rebooted once to activate the new image (the self-test handshake).
-    assert_eq!(r.reboots, 20);
-    // Every agent asked for its job when it connected, again after the activation reboot, and
-    // once more after each restarted download.
-    assert!(r.job_requests >= 2 * 20 + r.restarts, "{r:?}");
+    // In this process, then spread over two shard processes (the OTA plan travels with them).
+    for processes in [1, 2] {
+        let mut cfg = config(&args(&format!(
+            "--mqtt {} --http {} --mode ota --devices 20 --image-size {image} \
+             --blocks-per-request 4 --thing-prefix ota{processes} --processes {processes}",
+            t.server.mqtt_addr, t.server.http_addr
+        )));
+        cfg.shard_exe = Some(env!("CARGO_BIN_EXE_otastream-loadgen").into());
+        let r = fleet::run_all(&cfg).await.expect("run").remove(0);
+        assert_eq!(r.processes, processes);
+        assert_eq!((r.completed, r.failed), (20, 0), "{:?}", r.failures);
+        assert!(r.blocks >= 20 * 16 && r.bytes >= 20 * image, "{r:?}");
+        assert!(r.latency_ms.p50 > 0.0 && r.device_completion_s.max > 0.0);
+        // Each device rebooted once to activate the new image (the self-test handshake).
+        assert_eq!(r.reboots, 20);
+        // Every agent asked for its job when it connected, again after the activation reboot,
+        // and once more after each restarted download.
+        assert!(r.job_requests >= 2 * 20 + r.restarts, "{r:?}");
+    }
 }
