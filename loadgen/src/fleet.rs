@@ -195,6 +195,7 @@ pub fn fleet_plan(cfg: &Config, target: &Target, rate: u32) -> anyhow::Result<Fl
         http: target.http.clone(),
         ota: target.ota.clone(),
         pacer: (rate > 0).then(|| Arc::new(Pacer::new(rate))),
+        source_addresses: cfg.source_addresses,
     })
 }
 

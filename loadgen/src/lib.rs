@@ -12,8 +12,10 @@
 //! - [`config`]: [`Config`] (the command line, clap) and its checks ([`Config::validate`]).
 //! - [`download`]: [`Download`], the sans-IO download of one device: bitmap of missing blocks,
 //!   requests with a per-request client token, retries on a timer, duplicate detection.
-//! - [`link`]: [`link::Link`], one device's connection — MQTT (rumqttc, plain or mTLS) or the raw
-//!   framed TCP of the baseline.
+//! - [`link`]: [`link::Link`], one device's connection — MQTT (plain or mTLS) or the raw framed
+//!   TCP of the baseline.
+//! - [`mqtt_link`]: [`mqtt_link::MqttLink`], the devices' MQTT client: rumqttc's packet codec
+//!   over a socket bound to the device's source address (`--source-addresses`).
 //! - [`ota`]: `--mode ota`: things, a signed OTA update through the control plane, and the
 //!   simulated AWS agent of `otastream-device` per device.
 //! - [`pacer`]: [`pacer::Pacer`], the fleet-wide request meter of `--rate` (part-load runs).
@@ -46,6 +48,7 @@ pub mod config;
 pub mod download;
 pub mod fleet;
 pub mod link;
+pub mod mqtt_link;
 pub mod ota;
 pub mod pacer;
 pub mod progress;

@@ -1,4 +1,4 @@
-//! One device's connection: MQTT 3.1.1 through rumqttc (plain TCP or mTLS) to a server or a
+//! One device's connection: MQTT 3.1.1 ([`MqttLink`], plain TCP or mTLS) to a server or a
 //! broker, or the raw framed TCP of the ceiling baseline. Either way the worker sends requests on
 //! a topic and receives messages on the data or rejected topic; the link hides the difference.
 //!
@@ -6,21 +6,20 @@
 //! length, the topic, the payload. That is within a few bytes of an MQTT PUBLISH of the same
 //! message, without the protocol.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bytes::{Buf, Bytes, BytesMut};
-use rumqttc::{
-    AsyncClient, Event, EventLoop, MqttOptions, NetworkOptions, Packet, QoS, TlsConfiguration,
-    Transport,
-};
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, NetworkOptions, Packet, QoS};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::mqtt_link::{MqttLink, tcp_connect};
 
 /// Largest message a device accepts (a 128 KiB block in JSON plus headers fits).
 pub const MAX_MESSAGE: usize = 256 * 1024;
@@ -72,13 +71,8 @@ impl Kind {
 
 /// An open connection of one device.
 pub enum Link {
-    /// rumqttc client and its event loop, polled by the worker's own task.
-    Mqtt {
-        /// Requests go through here (`try_publish`: never awaited inside the poll loop).
-        client: AsyncClient,
-        /// Polled for incoming publishes.
-        eventloop: Box<EventLoop>,
-    },
+    /// An MQTT session.
+    Mqtt(Box<MqttLink>),
     /// A raw framed TCP stream.
     Raw {
         /// The socket.
@@ -98,38 +92,34 @@ pub struct LinkOptions {
 }
 
 impl Link {
-    /// Connects `thing` and, for MQTT, subscribes to `subscribe` (QoS 0) and waits for SUBACK.
+    /// Connects `thing` from `source` (when given) and, for MQTT, subscribes to `subscribe`
+    /// (QoS 0) and waits for SUBACK.
     pub async fn connect(
         endpoint: &Endpoint,
+        source: Option<IpAddr>,
         thing: &str,
         subscribe: &str,
         opts: &LinkOptions,
     ) -> anyhow::Result<Self> {
-        match endpoint {
+        let (addr, tls) = match endpoint {
             Endpoint::Raw(addr) => {
-                let stream = tokio::time::timeout(opts.connect_timeout, TcpStream::connect(addr))
-                    .await
-                    .context("connect timed out")??;
-                stream.set_nodelay(true)?;
-                Ok(Self::Raw {
+                let stream = tcp_connect(*addr, source, opts.connect_timeout).await?;
+                return Ok(Self::Raw {
                     stream,
                     buf: BytesMut::with_capacity(16 * 1024),
-                })
+                });
             }
-            Endpoint::Mqtt(addr) => mqtt(*addr, thing, subscribe, opts, None).await,
-            Endpoint::Mqtts(addr, files) => {
-                let tls = client_tls(files, thing)?;
-                mqtt(*addr, thing, subscribe, opts, Some(tls)).await
-            }
-        }
+            Endpoint::Mqtt(addr) => (*addr, None),
+            Endpoint::Mqtts(addr, files) => (*addr, Some(client_tls(files, thing)?)),
+        };
+        let link = MqttLink::connect(addr, source, thing, subscribe, opts, tls).await?;
+        Ok(Self::Mqtt(Box::new(link)))
     }
 
     /// Sends one request without waiting for the network.
     pub async fn send(&mut self, topic: &str, payload: Vec<u8>) -> anyhow::Result<()> {
         match self {
-            Self::Mqtt { client, .. } => client
-                .try_publish(topic, QoS::AtMostOnce, false, payload)
-                .context("MQTT request queue full"),
+            Self::Mqtt(link) => link.publish(topic, payload).await,
             Self::Raw { stream, .. } => {
                 let mut frame = Vec::with_capacity(6 + topic.len() + payload.len());
                 write_frame(&mut frame, topic, &[&payload]);
@@ -138,15 +128,14 @@ impl Link {
         }
     }
 
-    /// The next stream message (cancel-safe enough to sit in a `select!` with a timer: rumqttc
-    /// keeps partial reads in its buffer, and the raw link reads into `buf`).
+    /// The next stream message (cancel-safe, so it can sit in a `select!` with a timer: both
+    /// links keep partial reads in their buffer).
     pub async fn recv(&mut self) -> anyhow::Result<(Kind, Bytes)> {
         match self {
-            Self::Mqtt { eventloop, .. } => loop {
-                if let Event::Incoming(Packet::Publish(p)) = eventloop.poll().await? {
-                    return Ok((Kind::of_topic(&p.topic), p.payload));
-                }
-            },
+            Self::Mqtt(link) => {
+                let (topic, payload) = link.recv().await?;
+                Ok((Kind::of_topic(&topic), payload))
+            }
             Self::Raw { stream, buf } => loop {
                 if let Some((topic, payload)) = parse_frame(buf)? {
                     return Ok((Kind::of_topic(&topic), payload));
@@ -158,8 +147,11 @@ impl Link {
         }
     }
 
-    /// Keeps an idle connection alive (answers and sends pings) until `until`.
+    /// Keeps an idle connection alive (sends pings on MQTT) until `until`.
     pub async fn idle_until(&mut self, until: tokio::time::Instant) -> anyhow::Result<()> {
+        if let Self::Mqtt(link) = self {
+            return link.idle_until(until).await;
+        }
         loop {
             match tokio::time::timeout_at(until, self.recv()).await {
                 Ok(Ok(_)) => continue,
@@ -168,30 +160,6 @@ impl Link {
             }
         }
     }
-}
-
-async fn mqtt(
-    addr: SocketAddr,
-    thing: &str,
-    subscribe: &str,
-    opts: &LinkOptions,
-    tls: Option<rustls::ClientConfig>,
-) -> anyhow::Result<Link> {
-    let mut mqtt = MqttOptions::new(thing, addr.ip().to_string(), addr.port());
-    mqtt.set_keep_alive(opts.keep_alive);
-    mqtt.set_max_packet_size(MAX_MESSAGE, MAX_MESSAGE);
-    mqtt.set_credentials("?SDK=otastream-loadgen&Version=0.1", "");
-    mqtt.set_request_channel_capacity(16);
-    if let Some(tls) = tls {
-        mqtt.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
-            Arc::new(tls),
-        )));
-    }
-    let (client, eventloop) = mqtt_session(mqtt, 16, opts.connect_timeout, subscribe).await?;
-    Ok(Link::Mqtt {
-        client,
-        eventloop: Box::new(eventloop),
-    })
 }
 
 /// Opens an MQTT session with TCP_NODELAY: CONNECT until an accepting CONNACK, then SUBSCRIBE

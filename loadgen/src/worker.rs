@@ -2,6 +2,7 @@
 //! download the stream (dropping a share of the replies and rebooting once if told to) or stay
 //! connected and idle. Every step is reflected live in the shared [`FleetStats`].
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -45,6 +46,17 @@ pub struct FleetPlan {
     pub ota: Option<OtaPlan>,
     /// `--rate`: the fleet-wide request meter every download request waits on.
     pub pacer: Option<Arc<Pacer>>,
+    /// `--source-addresses`: how many 127.0.0.x addresses the devices connect from.
+    pub source_addresses: u8,
+}
+
+impl FleetPlan {
+    /// The address device `index` connects from: none to bind (the kernel picks 127.0.0.1)
+    /// with one source address, else 127.0.0.1 up to 127.0.0.N in turn.
+    pub fn source_address(&self, index: usize) -> Option<IpAddr> {
+        let n = usize::from(self.source_addresses);
+        (n > 1).then(|| IpAddr::from([127, 0, 0, 1 + (index % n) as u8]))
+    }
 }
 
 /// Why a device gave up; [`Failure::category`] is the report's key.
@@ -86,6 +98,8 @@ impl Failure {
 pub struct Device {
     /// Thing name (and MQTT client id).
     pub thing: String,
+    /// Index in the whole fleet.
+    pub index: usize,
     /// Per-device random source for `--loss` and `--reboot`.
     pub rng: fastrand::Rng,
 }
@@ -95,6 +109,7 @@ impl Device {
     pub fn new(prefix: &str, index: usize, seed: u64) -> Self {
         Self {
             thing: format!("{prefix}-{index:05}"),
+            index,
             rng: fastrand::Rng::with_seed(
                 seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
             ),
@@ -128,9 +143,15 @@ pub async fn run(
     let connected = tokio::time::timeout_at(deadline, async {
         match &plan.http {
             Some(src) => src.control_plane.connect().await.map(Conn::Http),
-            None => Link::connect(&plan.endpoint, &device.thing, &data_topic, &plan.link)
-                .await
-                .map(Conn::Mqtt),
+            None => Link::connect(
+                &plan.endpoint,
+                plan.source_address(device.index),
+                &device.thing,
+                &data_topic,
+                &plan.link,
+            )
+            .await
+            .map(Conn::Mqtt),
         }
     })
     .await;
@@ -246,7 +267,13 @@ async fn download(
             stats.connected.fetch_sub(1, Ordering::Relaxed);
             let relinked = tokio::time::timeout_at(
                 deadline,
-                Link::connect(&plan.endpoint, &device.thing, &topics.data, &plan.link),
+                Link::connect(
+                    &plan.endpoint,
+                    plan.source_address(device.index),
+                    &device.thing,
+                    &topics.data,
+                    &plan.link,
+                ),
             )
             .await;
             // Counted back either way: `run` takes the device off once at its end.

@@ -67,7 +67,7 @@ async fn fifty_devices_download_a_stream_made_through_the_control_plane_and_the_
     let image = 64 * 1024;
     let cfg = config(&args(&format!(
         "--mqtt {} --http {http} --devices 50 --image-size {image} --blocks-per-request 4 \
-         --server-pid {} --baseline tcp",
+         --server-pid {} --baseline tcp --source-addresses 4",
         t.server.mqtt_addr,
         std::process::id()
     )));
