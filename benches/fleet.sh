@@ -6,20 +6,24 @@
 #   half   n=1 at half the throughput n1 reached: block latency
 #   faults 1 % reply loss and 5 % reboots: everyone completes, no duplicate answers
 #   ota    10,000 devices x 1 MiB full OTA jobs (AWS agent defaults: 10 s retry, n = $OTA_N)
+#   spread 19,000 devices x 256 KiB: past one process's open files, so loadgen spreads them over
+#          shard processes by itself, connecting from 4 loopback source addresses
 #
 # Builds release, installs Mosquitto (Debian package) if missing, starts otastream with a temp
 # data dir and port 0, starts Mosquitto on a free loopback port with TCP_NODELAY, runs each
 # scenario bounded by --duration-limit, prints every table and a summary. Reports (JSON + SVG)
 # and logs stay in $OUT.
 #
-# Usage: benches/fleet.sh [scenario...]        (default: idle n1 n32 half faults ota)
-# Env:   OUT=dir DEVICES=1000 IDLE_DEVICES=10000 IMAGE=1MiB IMAGE32=8MiB OTA_N=1 LIMIT=300
+# Usage: benches/fleet.sh [scenario...]        (default: idle n1 n32 half faults ota spread)
+# Env:   OUT=dir DEVICES=1000 IDLE_DEVICES=10000 SPREAD_DEVICES=19000 IMAGE=1MiB IMAGE32=8MiB
+#        OTA_N=1 LIMIT=300
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SCENARIOS=${*:-idle n1 n32 half faults ota}
+SCENARIOS=${*:-idle n1 n32 half faults ota spread}
 DEVICES=${DEVICES:-1000}
 IDLE_DEVICES=${IDLE_DEVICES:-10000}
+SPREAD_DEVICES=${SPREAD_DEVICES:-19000}
 IMAGE=${IMAGE:-1MiB}
 IMAGE32=${IMAGE32:-8MiB}
 OTA_N=${OTA_N:-1}
@@ -120,6 +124,8 @@ for s in $SCENARIOS; do
         else
             echo "=== ota: skipped (loadgen has no --mode ota yet)"
         fi ;;
+    spread) run spread --devices "$SPREAD_DEVICES" --image-size 256KiB --connect-rate 2000 \
+            --source-addresses 4 ;;
     *) echo "unknown scenario $s" >&2; exit 2 ;;
     esac
 done
@@ -129,7 +135,7 @@ echo "=== summary ($OUT)"
 python3 - "$OUT" $SCENARIOS <<'EOF'
 import json, os, sys
 out = sys.argv[1]
-print(f"{'scenario':<8} {'target':<10} {'done':>11} {'blocks/s':>10} {'MB/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>8} {'srv dup':>7} {'RSS/dev B':>9}")
+print(f"{'scenario':<8} {'target':<10} {'done':>11} {'blocks/s':>10} {'MB/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>8} {'srv dup':>7} {'RSS/dev B':>9} {'procs':>5}")
 for s in sys.argv[2:]:
     path = os.path.join(out, f"{s}.json")
     if not os.path.exists(path):
@@ -139,7 +145,7 @@ for s in sys.argv[2:]:
         per = r.get("server_rss_per_device_bytes")
         print(f"{s:<8} {r['target']:<10} {r['completed']:>5}/{r['devices']:<5} {r['blocks_per_s']:>10.0f} "
               f"{r['mbytes_per_s']:>8.1f} {r['latency_ms']['p50']:>7.3f} {r['latency_ms']['p99']:>7.2f} "
-              f"{r['latency_ms']['max']:>8.1f} {r['server_duplicate_answers']:>7} {'-' if per is None else round(per):>9}")
+              f"{r['latency_ms']['max']:>8.1f} {r['server_duplicate_answers']:>7} {'-' if per is None else round(per):>9} {r.get('processes', 1):>5}")
     for k, v in doc.get("ratios", {}).items():
         print(f"{s:<8} otastream {k} = {v:.2f}x")
 EOF

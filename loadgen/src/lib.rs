@@ -22,8 +22,11 @@
 //! - [`range`]: the HTTP data path (`--protocol http`): SigV4-signed S3 range GETs of `n` blocks.
 //! - [`worker`]: one device's task: connect, wait for the start, download, drop replies (`--loss`),
 //!   reboot and resume (`--reboot`).
-//! - [`fleet`]: runs N workers with a connect ramp, a start barrier and a time limit; live
-//!   progress bars; returns a [`report::Report`].
+//! - [`fleet`]: runs N workers with a connect ramp, a start barrier and a time limit, in this
+//!   process or spread over [`shard`] processes; returns a [`report::Report`].
+//! - [`shard`]: fleets past one process's open files — shard processes and what they tell the
+//!   parent (arrivals, [`stats::StatsDelta`]s).
+//! - [`progress`]: live progress bars and the once-a-second timeline.
 //! - [`stats`]: [`stats::FleetStats`], the counters and histograms the workers share.
 //! - [`report`]: [`report::Report`] (JSON fields of the issue), the stdout table.
 //! - [`chart`]: the SVG chart of throughput and latency over time (plotters).

@@ -67,7 +67,8 @@ const FAILED: usize = 3;
 /// [`FleetStats::apply`].
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StatsDelta {
-    /// Counter changes in [`FleetStats::counters`] order (gauges such as `connected` go down).
+    /// Counter changes, in a fixed order of the [`FleetStats`] counters (gauges such as
+    /// `connected` go down).
     pub counters: Vec<i64>,
     /// New latencies as (microseconds, count) per histogram bucket.
     pub latency: Vec<(u64, u64)>,
