@@ -304,7 +304,7 @@ impl<R: AsyncRead + Unpin> Connection<R> {
                 },
                 ctl = control.recv() => match ctl.map(|c| *c) {
                     Some(Control::Notify { topic, payload }) => {
-                        session.handle_reserved_notification(&topic, payload, &mut self.actions);
+                        session.handle_reserved_notification(&topic, payload, Instant::now(), &mut self.actions);
                     }
                     Some(Control::Reply { topic, payload }) => {
                         session.handle_reply(&topic, payload, &mut self.actions);

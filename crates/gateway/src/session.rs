@@ -23,6 +23,9 @@ use rumqttc::mqttbytes::{Protocol, QoS, matches};
 
 use crate::policy::{self, Route};
 
+mod next_get;
+pub use next_get::{PendingNextGets, UNANSWERED_AFTER};
+
 /// Most QoS 1 messages sent to a device and not yet acknowledged; more go out at QoS 0.
 pub const MAX_INFLIGHT: usize = 100;
 
@@ -145,6 +148,8 @@ pub struct Session {
     /// DISCONNECT. Wills on `$` topics are ignored.
     will: Option<(String, Bytes)>,
     closed: bool,
+    /// This connection's `$next/get` requests still waiting for their answer.
+    next_gets: PendingNextGets,
 }
 
 impl Session {
@@ -186,6 +191,7 @@ impl Session {
             state,
             will,
             closed: false,
+            next_gets: PendingNextGets::default(),
         }
     }
 
@@ -211,7 +217,7 @@ impl Session {
         }
         self.last_activity = now;
         match packet {
-            Packet::Publish(publish) => self.handle_publish(publish, out),
+            Packet::Publish(publish) => self.handle_publish(publish, now, out),
             Packet::PubAck(ack) => {
                 self.state.inflight.remove(&ack.pkid);
             }
@@ -252,7 +258,7 @@ impl Session {
         }
     }
 
-    fn handle_publish(&mut self, publish: Publish, out: &mut Vec<Action>) {
+    fn handle_publish(&mut self, publish: Publish, now: Instant, out: &mut Vec<Action>) {
         let route = match policy::classify_topic(&self.thing, &publish.topic) {
             Ok(route) => route,
             Err(policy::PolicyError::Malformed) => {
@@ -273,7 +279,12 @@ impl Session {
             }
         }
         match route {
-            Route::Reserved => out.push(Action::Reserved(publish)),
+            Route::Reserved => {
+                if self.own_topic_suffix(&publish.topic) == Some(PendingNextGets::REQUEST) {
+                    self.next_gets.sent(now);
+                }
+                out.push(Action::Reserved(publish));
+            }
             Route::Broker => out.push(Action::BrokerPublish {
                 topic: publish.topic,
                 payload: publish.payload,
@@ -328,13 +339,21 @@ impl Session {
     }
 
     /// Delivers an in-process message on one of this thing's reserved topics (for example a jobs
-    /// `notify-next`) if the device subscribed to it. Returns whether it was delivered.
+    /// `notify-next`) if the device subscribed to it. Returns whether it was delivered. A
+    /// `notify-next` is withheld while one of the device's `$next/get` requests is unanswered:
+    /// the answer carries the same job (see [`PendingNextGets`]).
     pub fn handle_reserved_notification(
         &mut self,
         topic: &str,
         payload: Bytes,
+        now: Instant,
         out: &mut Vec<Action>,
     ) -> bool {
+        if self.own_topic_suffix(topic) == Some("jobs/notify-next")
+            && self.next_gets.withhold_notify_next(now)
+        {
+            return false;
+        }
         let qos = self.granted_qos(Route::Reserved, topic);
         if let Some(qos) = qos {
             self.deliver(topic, payload, qos, out);
@@ -346,10 +365,25 @@ impl Session {
     /// `$next/get/accepted`), subscribed or not, as AWS does: at the granted QoS if the device
     /// subscribed, else at QoS 0.
     pub fn handle_reply(&mut self, topic: &str, payload: Bytes, out: &mut Vec<Action>) {
+        if let Some(answer) = self.own_topic_suffix(topic)
+            && answer
+                .strip_prefix(PendingNextGets::REQUEST)
+                .is_some_and(|r| r == "/accepted" || r == "/rejected")
+        {
+            self.next_gets.answered();
+        }
         let qos = self
             .granted_qos(Route::Reserved, topic)
             .unwrap_or(QoS::AtMostOnce);
         self.deliver(topic, payload, qos, out);
+    }
+
+    /// `topic` after `$aws/things/<this thing>/`, when it is one of this thing's topics.
+    fn own_topic_suffix<'t>(&self, topic: &'t str) -> Option<&'t str> {
+        topic
+            .strip_prefix("$aws/things/")?
+            .strip_prefix(self.thing.as_str())?
+            .strip_prefix('/')
     }
 
     /// The highest QoS among this session's `route` subscriptions that match `topic`.

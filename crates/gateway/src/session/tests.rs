@@ -266,6 +266,7 @@ fn persistent_sessions_resume_subscriptions_and_resend_unacked_messages() {
     assert!(resumed.handle_reserved_notification(
         "$aws/things/dev-1/jobs/notify-next",
         Bytes::new(),
+        now,
         &mut out
     ));
 
@@ -371,7 +372,7 @@ fn replies_reach_the_requester_without_a_subscription() {
     let (mut s, _) = start("dev-1", true, None, now);
     let mut out = Vec::new();
     let topic = "$aws/things/dev-1/jobs/$next/get/accepted";
-    assert!(!s.handle_reserved_notification(topic, Bytes::from_static(b"{}"), &mut out));
+    assert!(!s.handle_reserved_notification(topic, Bytes::from_static(b"{}"), now, &mut out));
     assert!(out.is_empty(), "notifications need a subscription");
     s.handle_reply(topic, Bytes::from_static(b"{}"), &mut out);
     assert!(
@@ -386,6 +387,91 @@ fn replies_reach_the_requester_without_a_subscription() {
     out.clear();
     s.handle_reply(topic, Bytes::from_static(b"{}"), &mut out);
     assert!(matches!(&out[..], [Action::Send(Packet::Publish(p))] if p.qos == QoS::AtLeastOnce));
+}
+
+fn publish(topic: &str, payload: &'static [u8]) -> Packet {
+    Packet::Publish(Publish::new(topic, QoS::AtMostOnce, payload))
+}
+
+#[test]
+fn notify_next_is_withheld_while_a_next_get_waits_for_its_answer() {
+    let now = Instant::now();
+    let (mut s, _) = start("dev-1", true, None, now);
+    feed(
+        &mut s,
+        subscribe(
+            1,
+            &[("$aws/things/dev-1/jobs/notify-next", QoS::AtMostOnce)],
+        ),
+        now,
+    );
+    let notify = "$aws/things/dev-1/jobs/notify-next";
+    let job = Bytes::from_static(br#"{"execution":{"jobId":"j1"}}"#);
+    let out = feed(
+        &mut s,
+        publish(
+            "$aws/things/dev-1/jobs/$next/get",
+            br#"{"clientToken":":dev-1"}"#,
+        ),
+        now,
+    );
+    assert!(matches!(&out[..], [Action::Reserved(p)] if p.topic.ends_with("$next/get")));
+    // The job was created while the request was queued: its notify-next comes first ...
+    let mut out = Vec::new();
+    assert!(!s.handle_reserved_notification(notify, job.clone(), now, &mut out));
+    assert!(out.is_empty(), "withheld: {out:?}");
+    // ... and the answer, which carries the same job, reaches the device once.
+    s.handle_reply(
+        "$aws/things/dev-1/jobs/$next/get/accepted",
+        job.clone(),
+        &mut out,
+    );
+    assert_eq!(out.len(), 1);
+    // Answered: the next job change is notified again.
+    out.clear();
+    assert!(s.handle_reserved_notification(notify, job.clone(), now, &mut out));
+    assert!(matches!(&out[..], [Action::Send(Packet::Publish(p))] if p.topic == notify));
+    // Other notifications and other requests are not affected.
+    feed(&mut s, publish("$aws/things/dev-1/jobs/get", b"{}"), now);
+    feed(
+        &mut s,
+        subscribe(2, &[("$aws/things/dev-1/jobs/notify", QoS::AtMostOnce)]),
+        now,
+    );
+    out.clear();
+    assert!(s.handle_reserved_notification(notify, job.clone(), now, &mut out));
+    let list = "$aws/things/dev-1/jobs/notify";
+    feed(
+        &mut s,
+        publish("$aws/things/dev-1/jobs/$next/get", b""),
+        now,
+    );
+    assert!(s.handle_reserved_notification(list, job, now, &mut out));
+}
+
+#[test]
+fn a_next_get_that_is_never_answered_stops_withholding_after_a_while() {
+    let now = Instant::now();
+    let (mut s, _) = start("dev-1", true, None, now);
+    feed(
+        &mut s,
+        subscribe(
+            1,
+            &[("$aws/things/dev-1/jobs/notify-next", QoS::AtMostOnce)],
+        ),
+        now,
+    );
+    let notify = "$aws/things/dev-1/jobs/notify-next";
+    feed(
+        &mut s,
+        publish("$aws/things/dev-1/jobs/$next/get", b""),
+        now,
+    );
+    let mut out = Vec::new();
+    let almost = now + UNANSWERED_AFTER - Duration::from_millis(1);
+    assert!(!s.handle_reserved_notification(notify, Bytes::new(), almost, &mut out));
+    assert!(s.handle_reserved_notification(notify, Bytes::new(), now + UNANSWERED_AFTER, &mut out));
+    assert_eq!(out.len(), 1);
 }
 
 mod garbage {
