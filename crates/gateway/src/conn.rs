@@ -1,13 +1,16 @@
-//! The tokio driver of one device connection: reads bytes, feeds the sans-IO [`Session`], carries
-//! out its [`Action`]s, and hands reply frames to a writer task through a bounded queue.
+//! The tokio driver of one device connection: one task reads bytes, feeds the sans-IO
+//! [`Session`], carries out its [`Action`]s and writes the reply frames (vectored writes of
+//! headers and borrowed image slices) as the socket takes them.
 //!
-//! Backpressure: the reader awaits room in the outbound queue before reading the next request, so
-//! a device that does not read its replies only stops itself (after `write_stall_timeout` it is
-//! disconnected). A malformed packet, a policy violation or an expired keep-alive closes this
-//! connection alone.
+//! Backpressure: once [`FLUSH_THRESHOLD`] bytes of replies wait for the socket, the connection
+//! stops reading and parsing requests until they are written, so a device that does not read its
+//! replies only stops itself (after `write_stall_timeout` without progress it is disconnected).
+//! A malformed packet, a policy violation or an expired keep-alive closes this connection alone.
 
+use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
@@ -23,9 +26,9 @@ use crate::reserved::ReservedTopics;
 use crate::session::{self, Action, CloseReason, Identity, Session};
 use crate::wire::{MAX_INCOMING_PACKET, Outbound};
 
-/// Replies accumulated while parsing buffered packets are handed to the writer once they reach
-/// this size, so one queue slot holds at most this much plus one request's answer (≤ 128 KiB of
-/// blocks, a third more as JSON).
+/// Replies waiting for the socket beyond which no more requests are read or parsed until they
+/// are written: at most this much plus one request's answer (≤ 128 KiB of blocks, a third more
+/// as JSON) is held per connection.
 const FLUSH_THRESHOLD: usize = 64 * 1024;
 
 /// Read-buffer capacity while a connection waits between packets: an idle device costs this
@@ -39,19 +42,16 @@ const READ_CHUNK: usize = 4096;
 /// Tunables of the connection driver.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionConfig {
-    /// Reply batches queued per connection before the reader waits (the bounded outbound queue;
-    /// a batch is at most about 64 KiB plus one request's answer).
-    pub outbound_batches: usize,
     /// Time allowed for the TLS handshake plus CONNECT.
     pub connect_timeout: Duration,
-    /// How long a full outbound queue may stay full before the device is disconnected.
+    /// How long replies may wait for the socket without any of them being written before the
+    /// device is disconnected.
     pub write_stall_timeout: Duration,
 }
 
 impl Default for ConnectionConfig {
     fn default() -> Self {
         Self {
-            outbound_batches: 8,
             connect_timeout: Duration::from_secs(10),
             write_stall_timeout: Duration::from_secs(60),
         }
@@ -117,9 +117,7 @@ pub(crate) async fn run<S>(
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (reader, writer) = tokio::io::split(stream);
-    let (out_tx, out_rx) = mpsc::channel(shared.cfg.outbound_batches.max(1));
-    let mut writer = WriterTask(tokio::spawn(write_loop(writer, out_rx)));
-    let mut conn = Connection::new(Arc::clone(&shared), reader, out_tx);
+    let mut conn = Connection::new(Arc::clone(&shared), reader, writer);
     let end = conn.serve(identity, listener).await;
     match &end {
         End::Session(CloseReason::ClientDisconnect) | End::Eof => {
@@ -130,63 +128,43 @@ pub(crate) async fn run<S>(
     if end.is_misbehaviour() {
         shared.metrics.protocol_disconnect();
     }
-    drop(conn);
-    // Let the writer flush what is queued; a device that does not read gets no more time.
-    let _ = tokio::time::timeout(shared.cfg.write_stall_timeout, &mut writer.0).await;
-}
-
-/// The writer task of one connection; aborted when the connection ends or is itself aborted
-/// (server shutdown), so a device that never reads cannot keep it alive.
-struct WriterTask(tokio::task::JoinHandle<()>);
-
-impl Drop for WriterTask {
-    fn drop(&mut self) {
-        self.0.abort();
+    // Deliver what was answered before the end; a device that does not read gets no more time.
+    if !matches!(end, End::WriteStalled | End::Io(_)) {
+        let _ = conn.write_all_pending().await;
     }
+    let _ = tokio::time::timeout(shared.cfg.write_stall_timeout, conn.writer.shutdown()).await;
 }
 
-async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, mut rx: mpsc::Receiver<Box<Outbound>>) {
-    const COALESCE: usize = 256 * 1024;
-    while let Some(mut batch) = rx.recv().await {
-        while batch.remaining() < COALESCE {
-            match rx.try_recv() {
-                Ok(mut more) => batch.append(&mut more),
-                Err(_) => break,
-            }
-        }
-        if let Err(e) = writer.write_all_buf(&mut batch).await {
-            tracing::debug!(error = %e, "write failed");
-            return;
-        }
-    }
-    let _ = writer.shutdown().await;
-}
-
-struct Connection<R> {
+struct Connection<R, W> {
     shared: Arc<Shared>,
     reader: R,
+    writer: W,
     /// Bytes read and not yet parsed; see [`Connection::reserve_read_buffer`].
     rbuf: BytesMut,
     /// Whether `rbuf` grew past [`IDLE_READ_BUFFER`] for a packet spanning reads.
     rbuf_grown: bool,
-    /// Reply batches to the writer task, boxed so the queue's slot blocks (tokio allocates 32
-    /// slots at a time) cost 8 bytes a slot on every idle connection.
-    out_tx: mpsc::Sender<Box<Outbound>>,
+    /// Replies not yet written to the socket.
     pending: Outbound,
+    /// Whether bytes were written since the last flush (TLS may still hold some).
+    unflushed: bool,
+    /// When the replies last made progress or were all out: the write-stall clock.
+    write_progress: Instant,
     scratch: BytesMut,
     link: Option<BrokerLink>,
     actions: Vec<Action>,
 }
 
-impl<R: AsyncRead + Unpin> Connection<R> {
-    fn new(shared: Arc<Shared>, reader: R, out_tx: mpsc::Sender<Box<Outbound>>) -> Self {
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
+    fn new(shared: Arc<Shared>, reader: R, writer: W) -> Self {
         Self {
             shared,
             reader,
+            writer,
             rbuf: BytesMut::new(),
             rbuf_grown: false,
-            out_tx,
             pending: Outbound::new(),
+            unflushed: false,
+            write_progress: Instant::now(),
             scratch: BytesMut::new(),
             link: None,
             actions: Vec::new(),
@@ -209,7 +187,7 @@ impl<R: AsyncRead + Unpin> Connection<R> {
                     &Packet::ConnAck(ConnAck::new(code, false)),
                     &mut self.scratch,
                 );
-                let _ = self.flush().await;
+                let _ = self.write_all_pending().await;
                 return End::Refused;
             }
         };
@@ -279,18 +257,20 @@ impl<R: AsyncRead + Unpin> Connection<R> {
                 if let Err(end) = self.apply(session).await {
                     return end;
                 }
-                // Bound the queue in bytes, not only in batches: a device pipelining requests
-                // waits here once its queue is full.
+                // A device pipelining requests waits here while its replies fill the threshold.
                 if self.pending.remaining() >= FLUSH_THRESHOLD
-                    && let Err(end) = self.flush().await
+                    && let Err(end) = self.write_all_pending().await
                 {
                     return end;
                 }
             }
-            if let Err(end) = self.flush().await {
+            if let Err(end) = self.write_now() {
                 return end;
             }
             let deadline = session.poll_timeout();
+            let writing = !self.pending.is_empty() || self.unflushed;
+            let stall_at =
+                writing.then(|| self.write_progress + self.shared.cfg.write_stall_timeout);
             self.reserve_read_buffer();
             tokio::select! {
                 read = self.reader.read_buf(&mut self.rbuf) => match read {
@@ -298,6 +278,11 @@ impl<R: AsyncRead + Unpin> Connection<R> {
                     Ok(_) => {}
                     Err(e) => return End::Io(e),
                 },
+                step = write_step(&mut self.writer, &mut self.pending), if writing => match step {
+                    Ok(flushed) => self.wrote(flushed),
+                    Err(e) => return End::Io(e),
+                },
+                () = sleep_until(stall_at) => return End::WriteStalled,
                 message = next_broker_message(&mut self.link) => match message {
                     Ok((topic, payload)) => session.handle_broker_message(&topic, payload, &mut self.actions),
                     Err(e) => return End::Broker(e),
@@ -355,14 +340,8 @@ impl<R: AsyncRead + Unpin> Connection<R> {
                 }
             }
         }
+        // On a close, what was answered before it stays pending: `run` delivers it.
         self.actions = actions;
-        if result.is_err() && !self.pending.is_empty() {
-            // Deliver what was answered before the close if there is room; never wait for a
-            // device that is being closed.
-            let _ = self
-                .out_tx
-                .try_send(Box::new(std::mem::take(&mut self.pending)));
-        }
         result
     }
 
@@ -374,17 +353,39 @@ impl<R: AsyncRead + Unpin> Connection<R> {
         Ok(self.link.as_mut().expect("invariant: link was just set"))
     }
 
-    /// Hands the accumulated replies to the writer, waiting while the outbound queue is full.
-    async fn flush(&mut self) -> Result<(), End> {
-        if self.pending.is_empty() {
-            return Ok(());
+    /// Writes what the socket takes right now, without waiting (usually all of it).
+    fn write_now(&mut self) -> Result<(), End> {
+        let mut cx = Context::from_waker(Waker::noop());
+        while !self.pending.is_empty() || self.unflushed {
+            let step = pin!(write_step(&mut self.writer, &mut self.pending)).poll(&mut cx);
+            match step {
+                Poll::Ready(Ok(flushed)) => self.wrote(flushed),
+                Poll::Ready(Err(e)) => return Err(End::Io(e)),
+                Poll::Pending => return Ok(()),
+            }
         }
-        let batch = Box::new(std::mem::take(&mut self.pending));
-        match tokio::time::timeout(self.shared.cfg.write_stall_timeout, self.out_tx.send(batch))
-            .await
-        {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(End::Io(std::io::ErrorKind::BrokenPipe.into())),
+        self.write_progress = Instant::now();
+        Ok(())
+    }
+
+    /// Accounts for one [`write_step`]: a write made progress, or a flush completed.
+    fn wrote(&mut self, flushed: bool) {
+        self.unflushed = !flushed;
+        self.write_progress = Instant::now();
+    }
+
+    /// Writes and flushes every pending reply, within the write-stall timeout.
+    async fn write_all_pending(&mut self) -> Result<(), End> {
+        let all = async {
+            self.writer.write_all_buf(&mut self.pending).await?;
+            self.writer.flush().await
+        };
+        match tokio::time::timeout(self.shared.cfg.write_stall_timeout, all).await {
+            Ok(Ok(())) => {
+                self.wrote(true);
+                Ok(())
+            }
+            Ok(Err(e)) => Err(End::Io(e)),
             Err(_) => Err(End::WriteStalled),
         }
     }
@@ -429,6 +430,22 @@ impl<R: AsyncRead + Unpin> Connection<R> {
 }
 
 /// Closes the broker links of sessions the registry let go of.
+/// One step of getting replies onto the wire: one (vectored) write of what is pending, or, once
+/// nothing is, a flush (TLS may hold written bytes back). Ready with whether it flushed.
+async fn write_step<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    pending: &mut Outbound,
+) -> std::io::Result<bool> {
+    if pending.is_empty() {
+        writer.flush().await?;
+        return Ok(true);
+    }
+    match writer.write_buf(pending).await? {
+        0 => Err(std::io::ErrorKind::WriteZero.into()),
+        _ => Ok(false),
+    }
+}
+
 async fn release(sessions: Vec<StoredSession>) {
     for link in sessions.into_iter().filter_map(|s| s.link) {
         close_link(link).await;
@@ -489,9 +506,8 @@ mod tests {
     #[tokio::test]
     async fn the_read_buffer_grows_for_large_packets_and_shrinks_when_drained() {
         let (stream, mut peer) = tokio::io::duplex(256 * 1024);
-        let (reader, _writer) = tokio::io::split(stream);
-        let (out_tx, _out_rx) = mpsc::channel(1);
-        let mut conn = Connection::new(shared(), reader, out_tx);
+        let (reader, writer) = tokio::io::split(stream);
+        let mut conn = Connection::new(shared(), reader, writer);
         let mut wire = BytesMut::new();
         let big = rumqttc::mqttbytes::v4::Publish::new(
             "a/b",
