@@ -252,8 +252,9 @@ impl Config {
         }
         if self.mode == Mode::Ota {
             ensure!(
-                self.http.is_some() && self.mqtt.is_some(),
-                "--mode ota needs --mqtt and --http (things and the OTA update are created there)"
+                self.http.is_some() && (self.mqtt.is_some() || self.mqtts.is_some()),
+                "--mode ota needs --mqtt or --mqtts, and --http (things and the OTA update are \
+                 created there)"
             );
         }
         if self.protocol == Protocol::Http {

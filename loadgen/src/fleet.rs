@@ -66,13 +66,13 @@ pub async fn run_all(cfg: &Config) -> anyhow::Result<Vec<Report>> {
         if cfg.stream.is_none() && cfg.mode == Mode::Stream {
             create_stream(cfg, &stream, image.clone()).await?;
         }
-        let ota = match (cfg.mode, cfg.http, cfg.mqtt) {
-            (Mode::Ota, Some(http), Some(mqtt)) => {
+        let ota = match (cfg.mode, cfg.http) {
+            (Mode::Ota, Some(http)) => {
                 let things: Vec<String> = (0..cfg.devices)
                     .map(|i| Device::new(&cfg.thing_prefix, i, cfg.seed).thing)
                     .collect();
                 let cp = control_plane(cfg, http);
-                Some(ota::prepare(&cp, &stream, image.clone(), &things, mqtt).await?)
+                Some(ota::prepare(&cp, &stream, image.clone(), &things).await?)
             }
             _ => None,
         };

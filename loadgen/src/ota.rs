@@ -5,7 +5,7 @@
 //! `$next/get`, stream download, SHA-256 + ECDSA check against that certificate, the self-test
 //! reboot and SUCCEEDED.
 
-use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -14,9 +14,11 @@ use bytes::Bytes;
 use otastream_device::driver::{FinalStatus, RunOptions, run_device_with};
 use otastream_device::{DeviceConfig, Faults};
 use rcgen::{CertificateParams, KeyPair, SigningKey as _};
+use rumqttc::TlsConfiguration;
 use serde_json::json;
 
 use crate::download::DownloadStats;
+use crate::link::{Endpoint, client_tls};
 use crate::setup::{BUCKET, ControlPlane};
 use crate::stats::FleetStats;
 use crate::worker::{Device, Failure, FleetPlan};
@@ -24,13 +26,12 @@ use crate::worker::{Device, Failure, FleetPlan};
 /// Requests in flight while the things are created.
 const CREATE_CONCURRENCY: usize = 8;
 
-/// What every device of an OTA run needs: the certificate the firmware is signed with.
+/// What every device of an OTA run needs: the certificate the firmware is signed with. The
+/// agents connect to the fleet's endpoint, plain MQTT or mTLS.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct OtaPlan {
     /// PEM of the code-signing certificate.
     pub code_signing_cert_pem: String,
-    /// The server's MQTT address.
-    pub mqtt: SocketAddr,
 }
 
 /// Signs `image`, uploads it, creates one thing per name and one OTA update targeting them all;
@@ -40,7 +41,6 @@ pub async fn prepare(
     ota_id: &str,
     image: Bytes,
     things: &[String],
-    mqtt: SocketAddr,
 ) -> anyhow::Result<OtaPlan> {
     let key = KeyPair::generate().context("generating the code-signing key")?;
     let cert = CertificateParams::new(vec!["otastream-loadgen code signing".to_owned()])?
@@ -79,7 +79,6 @@ pub async fn prepare(
     .await?;
     Ok(OtaPlan {
         code_signing_cert_pem: cert.pem(),
-        mqtt,
     })
 }
 
@@ -129,7 +128,15 @@ pub async fn run_device(
         stream: None,
         max_latency_samples: blocks as usize * 2,
     };
-    let report = run_device_with(cfg, ota.mqtt, None, opts).await;
+    let (addr, tls) = match &plan.endpoint {
+        Endpoint::Mqtt(addr) => (*addr, None),
+        Endpoint::Mqtts(addr, files) => {
+            let tls = client_tls(files, &device.thing).map_err(Failure::Connect)?;
+            (*addr, Some(TlsConfiguration::Rustls(Arc::new(tls))))
+        }
+        Endpoint::Raw(_) => return Err(Failure::Job("bad device config")),
+    };
+    let report = run_device_with(cfg, addr, tls, opts).await;
     let s = &report.stats;
     let progress = DownloadStats {
         requests: s.requests,

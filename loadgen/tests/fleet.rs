@@ -242,6 +242,25 @@ async fn devices_download_over_mutual_tls_with_one_certificate_each() {
     )));
     let r = fleet::run_all(&cfg).await.expect("run").remove(0);
     assert_eq!(r.failures.get("connect"), Some(&1), "{:?}", r.failures);
+
+    // Whole OTA jobs over mTLS: the agents present their thing's certificate.
+    for i in 0..3 {
+        let thing = format!("tlsota-{i:05}");
+        let (cert, key) = t.server.pki.issue_device_cert(&thing).expect("device cert");
+        std::fs::write(certs.path().join(format!("{thing}.cert.pem")), cert).expect("cert");
+        std::fs::write(certs.path().join(format!("{thing}.key.pem")), key).expect("key");
+    }
+    let cfg = config(&args(&format!(
+        "--mqtts {} --http {} --mode ota --devices 3 --thing-prefix tlsota --image-size {image} \
+         --ca {} --cert {dir}/{{thing}}.cert.pem --key {dir}/{{thing}}.key.pem",
+        t.server.mqtts_addr,
+        t.server.http_addr,
+        ca.display()
+    )));
+    let r = fleet::run_all(&cfg).await.expect("run").remove(0);
+    assert_eq!((r.completed, r.failed), (3, 0), "{:?}", r.failures);
+    assert_eq!(r.reboots, 3, "each agent activated its new image");
+    assert!(r.blocks >= 3 * 4 && r.job_requests >= 2 * 3, "{r:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
