@@ -393,18 +393,18 @@ fn publish(topic: &str, payload: &'static [u8]) -> Packet {
     Packet::Publish(Publish::new(topic, QoS::AtMostOnce, payload))
 }
 
-#[test]
-fn notify_next_is_withheld_while_a_next_get_waits_for_its_answer() {
+/// A session of `dev-1` subscribed to its `notify-next`.
+fn subscribed_to_notify_next() -> (Session, Instant) {
     let now = Instant::now();
     let (mut s, _) = start("dev-1", true, None, now);
-    feed(
-        &mut s,
-        subscribe(
-            1,
-            &[("$aws/things/dev-1/jobs/notify-next", QoS::AtMostOnce)],
-        ),
-        now,
-    );
+    let filter = "$aws/things/dev-1/jobs/notify-next";
+    feed(&mut s, subscribe(1, &[(filter, QoS::AtMostOnce)]), now);
+    (s, now)
+}
+
+#[test]
+fn notify_next_is_withheld_while_a_next_get_waits_for_its_answer() {
+    let (mut s, now) = subscribed_to_notify_next();
     let notify = "$aws/things/dev-1/jobs/notify-next";
     let job = Bytes::from_static(br#"{"execution":{"jobId":"j1"}}"#);
     let out = feed(
@@ -451,16 +451,7 @@ fn notify_next_is_withheld_while_a_next_get_waits_for_its_answer() {
 
 #[test]
 fn a_next_get_that_is_never_answered_stops_withholding_after_a_while() {
-    let now = Instant::now();
-    let (mut s, _) = start("dev-1", true, None, now);
-    feed(
-        &mut s,
-        subscribe(
-            1,
-            &[("$aws/things/dev-1/jobs/notify-next", QoS::AtMostOnce)],
-        ),
-        now,
-    );
+    let (mut s, now) = subscribed_to_notify_next();
     let notify = "$aws/things/dev-1/jobs/notify-next";
     feed(
         &mut s,
