@@ -7,10 +7,8 @@
 //! replies only stops itself (after `write_stall_timeout` without progress it is disconnected).
 //! A malformed packet, a policy violation or an expired keep-alive closes this connection alone.
 
-use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
@@ -25,6 +23,7 @@ use crate::registry::{Control, Registry, StoredSession};
 use crate::reserved::ReservedTopics;
 use crate::session::{self, Action, CloseReason, Identity, Session};
 use crate::wire::{MAX_INCOMING_PACKET, Outbound};
+use write::write_step;
 
 /// Replies waiting for the socket beyond which no more requests are read or parsed until they
 /// are written: at most this much plus one request's answer (≤ 128 KiB of blocks, a third more
@@ -353,43 +352,6 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
         Ok(self.link.as_mut().expect("invariant: link was just set"))
     }
 
-    /// Writes what the socket takes right now, without waiting (usually all of it).
-    fn write_now(&mut self) -> Result<(), End> {
-        let mut cx = Context::from_waker(Waker::noop());
-        while !self.pending.is_empty() || self.unflushed {
-            let step = pin!(write_step(&mut self.writer, &mut self.pending)).poll(&mut cx);
-            match step {
-                Poll::Ready(Ok(flushed)) => self.wrote(flushed),
-                Poll::Ready(Err(e)) => return Err(End::Io(e)),
-                Poll::Pending => return Ok(()),
-            }
-        }
-        self.write_progress = Instant::now();
-        Ok(())
-    }
-
-    /// Accounts for one [`write_step`]: a write made progress, or a flush completed.
-    fn wrote(&mut self, flushed: bool) {
-        self.unflushed = !flushed;
-        self.write_progress = Instant::now();
-    }
-
-    /// Writes and flushes every pending reply, within the write-stall timeout.
-    async fn write_all_pending(&mut self) -> Result<(), End> {
-        let all = async {
-            self.writer.write_all_buf(&mut self.pending).await?;
-            self.writer.flush().await
-        };
-        match tokio::time::timeout(self.shared.cfg.write_stall_timeout, all).await {
-            Ok(Ok(())) => {
-                self.wrote(true);
-                Ok(())
-            }
-            Ok(Err(e)) => Err(End::Io(e)),
-            Err(_) => Err(End::WriteStalled),
-        }
-    }
-
     /// Makes room for the next read: [`IDLE_READ_BUFFER`] between packets (a buffer grown by a
     /// large packet is released once drained), [`READ_CHUNK`] more while a packet is incomplete.
     fn reserve_read_buffer(&mut self) {
@@ -430,22 +392,6 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
 }
 
 /// Closes the broker links of sessions the registry let go of.
-/// One step of getting replies onto the wire: one (vectored) write of what is pending, or, once
-/// nothing is, a flush (TLS may hold written bytes back). Ready with whether it flushed.
-async fn write_step<W: AsyncWrite + Unpin>(
-    writer: &mut W,
-    pending: &mut Outbound,
-) -> std::io::Result<bool> {
-    if pending.is_empty() {
-        writer.flush().await?;
-        return Ok(true);
-    }
-    match writer.write_buf(pending).await? {
-        0 => Err(std::io::ErrorKind::WriteZero.into()),
-        _ => Ok(false),
-    }
-}
-
 async fn release(sessions: Vec<StoredSession>) {
     for link in sessions.into_iter().filter_map(|s| s.link) {
         close_link(link).await;
@@ -476,61 +422,7 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
+mod write;
+
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn shared() -> Arc<Shared> {
-        Arc::new(Shared {
-            cfg: ConnectionConfig::default(),
-            reserved: ReservedTopics::new(),
-            broker: EmbeddedBroker::start(Default::default()),
-            metrics: Arc::new(Metrics::new()),
-            registry: Registry::default(),
-            next_connection: AtomicU64::new(0),
-        })
-    }
-
-    /// Every connected device holds one connection task; its state is what an idle device costs
-    /// besides its buffers. The broker futures (~2.7 KB together) are boxed, so they only cost
-    /// sessions that use the broker: 3,320 bytes before, 1,768 now (rustc 1.95).
-    #[tokio::test]
-    async fn an_idle_connection_task_stays_small() {
-        let (stream, _peer) = tokio::io::duplex(64);
-        let task = run(shared(), stream, Identity::ClientId, "mqtt");
-        assert!(size_of_val(&task) <= 2048, "{} bytes", size_of_val(&task));
-    }
-
-    /// The read buffer is small between packets, grows for a packet spanning reads, and is given
-    /// back once that packet has been consumed.
-    #[tokio::test]
-    async fn the_read_buffer_grows_for_large_packets_and_shrinks_when_drained() {
-        let (stream, mut peer) = tokio::io::duplex(256 * 1024);
-        let (reader, writer) = tokio::io::split(stream);
-        let mut conn = Connection::new(shared(), reader, writer);
-        let mut wire = BytesMut::new();
-        let big = rumqttc::mqttbytes::v4::Publish::new(
-            "a/b",
-            rumqttc::mqttbytes::QoS::AtMostOnce,
-            vec![7u8; 100_000],
-        );
-        Packet::Publish(big)
-            .write(&mut wire, 1 << 20)
-            .expect("encode");
-        Packet::PingReq.write(&mut wire, 16).expect("encode");
-        peer.write_all(&wire).await.expect("write");
-
-        match conn.read_packet().await {
-            Ok(Packet::Publish(p)) => assert_eq!(p.payload.len(), 100_000),
-            other => panic!("expected the large publish, got {other:?}"),
-        }
-        match conn.read_packet().await {
-            Ok(Packet::PingReq) => {}
-            other => panic!("expected PINGREQ, got {other:?}"),
-        }
-        assert!(conn.rbuf.is_empty() && conn.rbuf_grown);
-        conn.reserve_read_buffer();
-        assert_eq!(conn.rbuf.capacity(), IDLE_READ_BUFFER);
-        assert!(!conn.rbuf_grown);
-    }
-}
+mod tests;
