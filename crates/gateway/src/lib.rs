@@ -7,7 +7,8 @@
 //!
 //! # Layout
 //! - [`session`]: the sans-IO MQTT 3.1.1 [`Session`] state machine (packets and `now` in,
-//!   [`Action`]s out): CONNECT, SUBSCRIBE, PUBLISH QoS 0/1, keep-alive, persistent sessions.
+//!   [`Action`]s out): CONNECT, SUBSCRIBE, PUBLISH QoS 0/1, keep-alive, persistent sessions, and
+//!   the `notify-next` held back while the device's own `$next/get` is unanswered.
 //! - [`policy`]: the per-thing topic policy and reserved-filter matching.
 //! - [`streams`]: the sans-IO streams service, [`handle_stream_request`], over a [`StreamSource`].
 //! - [`reserved`]: dispatch of reserved topics to [`ReservedTopicHandler`]s: [`StreamsHandler`]
@@ -19,14 +20,15 @@
 //! - [`tls`]: rustls server configuration and the thing name from a client certificate.
 //! - [`metrics`]: Prometheus counters.
 //! - [`store_source`]: [`StreamSource`] over `otastream_store::Store`.
-//! - `conn` and [`listener`]: the tokio driver of one connection and the accept loops of [`Gateway`].
+//! - `conn` and [`listener`]: the tokio driver of one connection (one task: read, session, write;
+//!   `conn/write.rs` is its write side) and the accept loops of [`Gateway`].
 //!
 //! # The block path
 //! device PUBLISH `…/streams/S/get/cbor` → [`Session`] (policy) → [`ReservedTopics`] →
 //! [`handle_stream_request`]: decode, select blocks, and per block write the MQTT PUBLISH header,
 //! topic and CBOR data header into one small buffer, followed by a `Bytes` slice of the mmap'd
-//! image → [`Outbound`] → the connection's bounded queue → one vectored write. No broker hop, no
-//! payload copy.
+//! image → [`Outbound`] → one vectored write from the connection's own task. No broker hop, no
+//! payload copy, no hand-off between tasks.
 
 pub mod broker;
 mod conn;
