@@ -146,7 +146,9 @@ struct Connection<R, W> {
     pending: Outbound,
     /// Whether bytes were written since the last flush (TLS may still hold some).
     unflushed: bool,
-    /// When the replies last made progress or were all out: the write-stall clock.
+    /// Whether every reply so far is written and flushed.
+    drained: bool,
+    /// Start of the write-stall clock: when replies began waiting, or last made progress.
     write_progress: Instant,
     scratch: BytesMut,
     link: Option<BrokerLink>,
@@ -163,6 +165,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
             rbuf_grown: false,
             pending: Outbound::new(),
             unflushed: false,
+            drained: true,
             write_progress: Instant::now(),
             scratch: BytesMut::new(),
             link: None,

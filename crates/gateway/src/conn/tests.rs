@@ -55,3 +55,38 @@ async fn the_read_buffer_grows_for_large_packets_and_shrinks_when_drained() {
     assert_eq!(conn.rbuf.capacity(), IDLE_READ_BUFFER);
     assert!(!conn.rbuf_grown);
 }
+
+/// The write-stall clock starts when replies begin to wait and restarts on progress; a socket
+/// that takes nothing leaves it running, and time spent with nothing to write never counts.
+#[tokio::test]
+async fn the_write_stall_clock_runs_only_while_replies_wait_without_progress() {
+    let (stream, _peer) = tokio::io::duplex(16); // the peer never reads
+    let (reader, writer) = tokio::io::split(stream);
+    let mut conn = Connection::new(shared(), reader, writer);
+    let mut scratch = BytesMut::new();
+    let mut reply = |conn: &mut Connection<_, _>| {
+        conn.pending
+            .push_packet(&Packet::PingResp, &mut scratch)
+            .expect("encode");
+    };
+    // Eight 2-byte replies fill the peer's 16-byte window exactly: all out.
+    for _ in 0..8 {
+        reply(&mut conn);
+    }
+    conn.write_now().expect("write");
+    assert!(conn.drained);
+    // An hour with nothing to write; then a reply the full window cannot take.
+    conn.write_progress = Instant::now() - Duration::from_secs(3600);
+    reply(&mut conn);
+    conn.write_now().expect("write");
+    assert!(!conn.drained && conn.pending.remaining() == 2);
+    let started = conn.write_progress;
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "the clock starts now"
+    );
+    // Still no room: the clock keeps running from `started`.
+    reply(&mut conn);
+    conn.write_now().expect("write");
+    assert_eq!(conn.write_progress, started);
+}

@@ -13,24 +13,35 @@ use super::{Connection, End};
 use crate::wire::Outbound;
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
-    /// Writes what the socket takes right now, without waiting (usually all of it).
+    /// Writes what the socket takes right now, without waiting (usually all of it). The
+    /// write-stall clock starts when replies wait after all earlier ones were out, and restarts
+    /// whenever a write makes progress; a socket that takes nothing leaves it running.
     pub(super) fn write_now(&mut self) -> Result<(), End> {
         let mut cx = Context::from_waker(Waker::noop());
+        let mut progressed = self.drained;
         while !self.pending.is_empty() || self.unflushed {
             let step = pin!(write_step(&mut self.writer, &mut self.pending)).poll(&mut cx);
             match step {
-                Poll::Ready(Ok(flushed)) => self.wrote(flushed),
+                Poll::Ready(Ok(flushed)) => {
+                    self.unflushed = !flushed;
+                    progressed = true;
+                }
                 Poll::Ready(Err(e)) => return Err(End::Io(e)),
-                Poll::Pending => return Ok(()),
+                Poll::Pending => break,
             }
         }
-        self.write_progress = Instant::now();
+        self.drained = self.pending.is_empty() && !self.unflushed;
+        if progressed && !self.drained {
+            self.write_progress = Instant::now();
+        }
         Ok(())
     }
 
-    /// Accounts for one [`write_step`]: a write made progress, or a flush completed.
+    /// Accounts for one [`write_step`] of the `select!`: a write made progress, or a flush
+    /// completed.
     pub(super) fn wrote(&mut self, flushed: bool) {
         self.unflushed = !flushed;
+        self.drained = self.pending.is_empty() && flushed;
         self.write_progress = Instant::now();
     }
 
@@ -42,7 +53,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
         };
         match tokio::time::timeout(self.shared.cfg.write_stall_timeout, all).await {
             Ok(Ok(())) => {
-                self.wrote(true);
+                self.unflushed = false;
+                self.drained = true;
                 Ok(())
             }
             Ok(Err(e)) => Err(End::Io(e)),
