@@ -163,7 +163,8 @@ pub struct Config {
     #[arg(long)]
     pub quiet: bool,
     /// Devices connect from this many loopback source addresses, 127.0.0.1 up to 127.0.0.N,
-    /// in turn (each address has its own ephemeral ports towards the server's port).
+    /// in turn (each address has its own ephemeral ports towards the server's port). Stream
+    /// mode over MQTT, HTTP and the baselines; the OTA agents connect from 127.0.0.1.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=254))]
     pub source_addresses: u8,
     /// Loadgen processes the devices are spread over (0: as many as the open-files limit

@@ -17,9 +17,9 @@ use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, NetworkOptions, Packet
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
-use crate::mqtt_link::{MqttLink, tcp_connect};
+use crate::mqtt_link::MqttLink;
 
 /// Largest message a device accepts (a 128 KiB block in JSON plus headers fits).
 pub const MAX_MESSAGE: usize = 256 * 1024;
@@ -201,6 +201,29 @@ pub async fn mqtt_session(
     }
 }
 
+/// Opens a TCP connection to `addr` with TCP_NODELAY, from `source` when given (port chosen by
+/// the kernel), within `timeout`.
+pub async fn tcp_connect(
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+    timeout: Duration,
+) -> anyhow::Result<TcpStream> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_nodelay(true)?;
+    if let Some(ip) = source {
+        socket
+            .bind(SocketAddr::new(ip, 0))
+            .with_context(|| format!("binding source address {ip}"))?;
+    }
+    tokio::time::timeout(timeout, socket.connect(addr))
+        .await
+        .context("connect timed out")?
+        .with_context(|| format!("connecting to {addr}"))
+}
+
 /// A rustls client configuration (ring provider) trusting `files.ca`, with the device's
 /// certificate and key.
 pub fn client_tls(files: &TlsFiles, thing: &str) -> anyhow::Result<rustls::ClientConfig> {
@@ -297,5 +320,19 @@ mod tests {
             Kind::Rejected
         );
         assert_eq!(Kind::of_topic("$aws/things/t/jobs/notify"), Kind::Other);
+    }
+
+    #[tokio::test]
+    async fn a_bound_connection_comes_from_its_source_address() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        for source in ["127.0.0.3", "127.0.0.1"] {
+            let ip: IpAddr = source.parse().unwrap();
+            let _client = tcp_connect(addr, Some(ip), Duration::from_secs(5))
+                .await
+                .unwrap();
+            let (_server, peer) = listener.accept().await.unwrap();
+            assert_eq!(peer.ip(), ip);
+        }
     }
 }

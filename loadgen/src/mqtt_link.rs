@@ -7,8 +7,9 @@
 //! the devices' shared cores then do not spend on the server. Here a device writes its PUBLISH
 //! straight to the socket and parses what it reads in place; the connection is bound to the
 //! device's `127.0.0.x` source address when the fleet spreads over several
-//! (`--source-addresses`). The packets are rumqttc's: CONNECT with a clean session and the
-//! thing name as client id, SUBSCRIBE at QoS 0, PUBLISH at QoS 0, PINGREQ.
+//! (`--source-addresses`, [`crate::link::tcp_connect`]). The packets are rumqttc's: CONNECT
+//! with a clean session and the thing name as client id, SUBSCRIBE at QoS 0, PUBLISH at QoS 0,
+//! PINGREQ.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -20,10 +21,9 @@ use rumqttc::mqttbytes::v4::{Connect, Packet, Publish, Subscribe};
 use rumqttc::mqttbytes::{self, QoS};
 use rumqttc::{ConnectReturnCode, SubscribeReasonCode};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
 
-use crate::link::{LinkOptions, MAX_MESSAGE};
+use crate::link::{LinkOptions, MAX_MESSAGE, tcp_connect};
 
 /// Read buffer kept free before each read (a 4 KiB block and its header fit).
 const READ_CHUNK: usize = 8 * 1024;
@@ -38,29 +38,6 @@ pub struct MqttLink {
     rbuf: BytesMut,
     wbuf: BytesMut,
     keep_alive: Duration,
-}
-
-/// Opens a TCP connection to `addr` with TCP_NODELAY, from `source` when given (port chosen by
-/// the kernel), within `timeout`.
-pub async fn tcp_connect(
-    addr: SocketAddr,
-    source: Option<IpAddr>,
-    timeout: Duration,
-) -> anyhow::Result<TcpStream> {
-    let socket = match addr {
-        SocketAddr::V4(_) => TcpSocket::new_v4()?,
-        SocketAddr::V6(_) => TcpSocket::new_v6()?,
-    };
-    socket.set_nodelay(true)?;
-    if let Some(ip) = source {
-        socket
-            .bind(SocketAddr::new(ip, 0))
-            .with_context(|| format!("binding source address {ip}"))?;
-    }
-    tokio::time::timeout(timeout, socket.connect(addr))
-        .await
-        .context("connect timed out")?
-        .with_context(|| format!("connecting to {addr}"))
 }
 
 impl MqttLink {
@@ -182,25 +159,6 @@ impl MqttLink {
             if self.io.read_buf(&mut self.rbuf).await? == 0 {
                 bail!("connection closed by the server");
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_bound_connection_comes_from_its_source_address() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        for source in ["127.0.0.3", "127.0.0.1"] {
-            let ip: IpAddr = source.parse().unwrap();
-            let _client = tcp_connect(addr, Some(ip), Duration::from_secs(5))
-                .await
-                .unwrap();
-            let (_server, peer) = listener.accept().await.unwrap();
-            assert_eq!(peer.ip(), ip);
         }
     }
 }

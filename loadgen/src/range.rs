@@ -50,7 +50,8 @@ pub async fn download(
             reboot_at = None;
             stats.reboots.fetch_add(1, Ordering::Relaxed);
             drop(conn);
-            conn = tokio::time::timeout_at(deadline, src.control_plane.connect())
+            let source = plan.source_address(device.index);
+            conn = tokio::time::timeout_at(deadline, src.control_plane.connect_from(source))
                 .await
                 .map_err(|_| Failure::TimeLimit)?
                 .map_err(Failure::Connect)?;

@@ -3,9 +3,9 @@
 //! HTTP/1.1 with hyper; no aws CLI needed) — or, for a server without a control plane, directly
 //! in its data directory through the store API (the store allows several processes).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
 use aws_credential_types::Credentials;
@@ -18,7 +18,11 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use otastream_store::{NewStream, PutMeta, Store, StreamFile};
-use tokio::net::TcpStream;
+
+use crate::link::tcp_connect;
+
+/// Time one connect to the control plane may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The bucket loadgen uploads its images to.
 pub const BUCKET: &str = "otastream-loadgen";
@@ -134,10 +138,14 @@ impl ControlPlane {
 
     /// Opens a keep-alive HTTP/1.1 connection to the control plane.
     pub async fn connect(&self) -> anyhow::Result<HttpConn> {
-        let stream = TcpStream::connect(self.addr)
+        self.connect_from(None).await
+    }
+
+    /// Like [`ControlPlane::connect`], from `source` when given (`--source-addresses`).
+    pub async fn connect_from(&self, source: Option<IpAddr>) -> anyhow::Result<HttpConn> {
+        let stream = tcp_connect(self.addr, source, CONNECT_TIMEOUT)
             .await
             .with_context(|| format!("connecting to the control plane at {}", self.addr))?;
-        stream.set_nodelay(true)?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         let task = tokio::spawn(conn);
         Ok(HttpConn { sender, task })

@@ -142,7 +142,10 @@ pub async fn run(
     let data_topic = format!("{base}/data/{fmt}");
     let connected = tokio::time::timeout_at(deadline, async {
         match &plan.http {
-            Some(src) => src.control_plane.connect().await.map(Conn::Http),
+            Some(src) => {
+                let source = plan.source_address(device.index);
+                src.control_plane.connect_from(source).await.map(Conn::Http)
+            }
             None => Link::connect(
                 &plan.endpoint,
                 plan.source_address(device.index),

@@ -270,7 +270,7 @@ async fn devices_download_over_http_ranges_with_loss_and_reboots() {
     let image = 64 * 1024 + 100;
     let cfg = config(&args(&format!(
         "--mqtt {} --http {http} --protocol http --devices 20 --image-size {image} \
-         --blocks-per-request 2 --loss 10 --reboot 50 --seed 3",
+         --blocks-per-request 2 --loss 10 --reboot 50 --seed 3 --source-addresses 3",
         t.server.mqtt_addr
     )));
     let r = fleet::run_all(&cfg).await.expect("run").remove(0);
