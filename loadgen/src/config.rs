@@ -257,6 +257,11 @@ impl Config {
                 "--mode ota needs --mqtt or --mqtts, and --http (things and the OTA update are \
                  created there)"
             );
+            ensure!(
+                self.source_addresses == 1,
+                "--source-addresses does not apply to --mode ota: the simulated agents connect \
+                 through rumqttc, which cannot bind a source address"
+            );
         }
         if self.protocol == Protocol::Http {
             ensure!(
@@ -337,5 +342,30 @@ mod tests {
         assert!(parse(&["--mqtt", "127.0.0.1:1"]).validate().is_err());
         parse(&["--baseline", "tcp"]).validate().unwrap();
         assert!(parse(&["--baseline", "mosquitto"]).validate().is_err());
+    }
+
+    #[test]
+    fn ota_runs_over_either_mqtt_port_from_one_source_address() {
+        let ota = ["--mode", "ota", "--http", "127.0.0.1:2"];
+        let tls = [
+            "--ca",
+            "ca.pem",
+            "--cert",
+            "{thing}.pem",
+            "--key",
+            "{thing}.key",
+        ];
+        for port in [
+            &["--mqtt", "127.0.0.1:1"][..],
+            &[&["--mqtts", "127.0.0.1:1"], &tls[..]].concat(),
+        ] {
+            let args = [&ota[..], port].concat();
+            parse(&args).validate().unwrap();
+            let spread = [&args[..], &["--source-addresses", "2"]].concat();
+            let err = parse(&spread).validate().unwrap_err().to_string();
+            assert!(err.contains("--source-addresses"), "{err}");
+        }
+        assert!(parse(&ota).validate().is_err(), "no MQTT port");
+        assert!(Config::try_parse_from(["loadgen", "--source-addresses", "255"]).is_err());
     }
 }
