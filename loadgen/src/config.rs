@@ -127,8 +127,9 @@ pub struct Config {
     /// Milliseconds without an expected block before a device asks again (the AWS agent: 10 s).
     #[arg(long, default_value_t = 1000)]
     pub retry_ms: u64,
-    /// Minimum milliseconds between two requests of one device (0: ask again at once; use it to
-    /// run at part load).
+    /// Minimum milliseconds between two requests of one device (0: ask again at once). For part
+    /// load prefer --rate: per-device timers fire on whole milliseconds, so a paced fleet asks
+    /// in bursts.
     #[arg(long, default_value_t = 0)]
     pub pace_ms: u64,
     /// Fleet-wide requests per second, spread evenly in time (0: as fast as devices ask). Use
