@@ -59,7 +59,7 @@ fn classify(thing: &str, name: &str) -> Result<Route, PolicyError> {
 }
 
 /// The part of `name` after `$aws/things/<thing>/`, if `name` is under that prefix.
-fn own_reserved_suffix<'a>(thing: &str, name: &'a str) -> Option<&'a str> {
+pub fn own_reserved_suffix<'a>(thing: &str, name: &'a str) -> Option<&'a str> {
     name.strip_prefix("$aws/things/")?
         .strip_prefix(thing)?
         .strip_prefix('/')

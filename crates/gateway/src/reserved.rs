@@ -12,6 +12,7 @@ use bytes::{Bytes, BytesMut};
 use rumqttc::mqttbytes::v4::Publish;
 
 use crate::metrics::Metrics;
+use crate::policy;
 use crate::streams::{self, StreamSource};
 use crate::wire::Outbound;
 
@@ -68,10 +69,7 @@ impl ReservedTopicHandler for StreamsHandler {
 
 /// The part of `topic` after `$aws/things/<thing>/<service>/`, if `topic` is under it.
 fn own_service_suffix<'t>(thing: &str, topic: &'t str, service: &str) -> Option<&'t str> {
-    topic
-        .strip_prefix("$aws/things/")?
-        .strip_prefix(thing)?
-        .strip_prefix('/')?
+    policy::own_reserved_suffix(thing, topic)?
         .strip_prefix(service)?
         .strip_prefix('/')
 }

@@ -24,7 +24,7 @@ use rumqttc::mqttbytes::{Protocol, QoS, matches};
 use crate::policy::{self, Route};
 
 mod next_get;
-pub use next_get::{PendingNextGets, UNANSWERED_AFTER};
+pub use next_get::{MAX_PENDING, PendingNextGets, UNANSWERED_AFTER};
 
 /// Most QoS 1 messages sent to a device and not yet acknowledged; more go out at QoS 0.
 pub const MAX_INFLIGHT: usize = 100;
@@ -280,7 +280,9 @@ impl Session {
         }
         match route {
             Route::Reserved => {
-                if self.own_topic_suffix(&publish.topic) == Some(PendingNextGets::REQUEST) {
+                if policy::own_reserved_suffix(&self.thing, &publish.topic)
+                    == Some(PendingNextGets::REQUEST)
+                {
                     self.next_gets.sent(now);
                 }
                 out.push(Action::Reserved(publish));
@@ -349,7 +351,7 @@ impl Session {
         now: Instant,
         out: &mut Vec<Action>,
     ) -> bool {
-        if self.own_topic_suffix(topic) == Some("jobs/notify-next")
+        if policy::own_reserved_suffix(&self.thing, topic) == Some("jobs/notify-next")
             && self.next_gets.withhold_notify_next(now)
         {
             return false;
@@ -365,7 +367,7 @@ impl Session {
     /// `$next/get/accepted`), subscribed or not, as AWS does: at the granted QoS if the device
     /// subscribed, else at QoS 0.
     pub fn handle_reply(&mut self, topic: &str, payload: Bytes, out: &mut Vec<Action>) {
-        if let Some(answer) = self.own_topic_suffix(topic)
+        if let Some(answer) = policy::own_reserved_suffix(&self.thing, topic)
             && answer
                 .strip_prefix(PendingNextGets::REQUEST)
                 .is_some_and(|r| r == "/accepted" || r == "/rejected")
@@ -376,14 +378,6 @@ impl Session {
             .granted_qos(Route::Reserved, topic)
             .unwrap_or(QoS::AtMostOnce);
         self.deliver(topic, payload, qos, out);
-    }
-
-    /// `topic` after `$aws/things/<this thing>/`, when it is one of this thing's topics.
-    fn own_topic_suffix<'t>(&self, topic: &'t str) -> Option<&'t str> {
-        topic
-            .strip_prefix("$aws/things/")?
-            .strip_prefix(self.thing.as_str())?
-            .strip_prefix('/')
     }
 
     /// The highest QoS among this session's `route` subscriptions that match `topic`.
