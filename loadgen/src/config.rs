@@ -168,10 +168,10 @@ pub struct Config {
     /// mode over MQTT, HTTP and the baselines; the OTA agents connect from 127.0.0.1.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=254))]
     pub source_addresses: u8,
-    /// Loadgen processes the devices are spread over (0: as many as the open-files limit
-    /// needs, one socket per device and 1,024 files kept for everything else).
-    #[arg(long, default_value_t = 0)]
-    pub processes: usize,
+    /// Loadgen processes the devices are spread over, at most 64 (0: as many as the open-files
+    /// limit needs, one socket per device and 1,024 files kept for everything else).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=64))]
+    pub processes: u8,
     /// Internal: run as a shard process of another loadgen (job on stdin, events on stdout).
     #[arg(long, hide = true)]
     pub shard_worker: bool,
@@ -368,5 +368,6 @@ mod tests {
         }
         assert!(parse(&ota).validate().is_err(), "no MQTT port");
         assert!(Config::try_parse_from(["loadgen", "--source-addresses", "255"]).is_err());
+        assert!(Config::try_parse_from(["loadgen", "--processes", "65"]).is_err());
     }
 }

@@ -80,7 +80,7 @@ pub enum ShardEvent {
 /// limit needs.
 pub fn processes(cfg: &Config) -> usize {
     let wanted = if cfg.processes > 0 {
-        cfg.processes
+        usize::from(cfg.processes)
     } else {
         let per_process = sys::nofile_hard_limit()
             .saturating_sub(RESERVED_FILES)
