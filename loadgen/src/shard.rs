@@ -147,7 +147,9 @@ pub fn launch(
             go: fleet.go.clone(),
             deadline: fleet.deadline,
         };
-        workers.spawn(driver.run(child, stdin, stdout, job));
+        let mut job_line = serde_json::to_vec(&job).context("writing the shard job")?;
+        job_line.push(b'\n');
+        workers.spawn(driver.run(child, stdin, stdout, job_line));
     }
     Ok(())
 }
@@ -167,12 +169,10 @@ impl Driver {
         child: Child,
         mut stdin: ChildStdin,
         stdout: ChildStdout,
-        job: ShardJob,
+        job_line: Vec<u8>,
     ) {
         let (mut arrived, mut ended) = (0u64, 0i64);
         let mut lines = BufReader::new(stdout).lines();
-        let mut job_line = serde_json::to_vec(&job).unwrap_or_default();
-        job_line.push(b'\n');
         let mut go_sent = stdin.write_all(&job_line).await.is_err();
         loop {
             tokio::select! {
