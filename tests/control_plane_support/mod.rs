@@ -78,7 +78,19 @@ impl Serve {
         self.child.kill().expect("SIGKILL");
         self.child.wait().expect("reaped");
     }
+}
 
+impl Drop for Serve {
+    /// A test that ends (or panics) without [`Serve::kill`] must not leave its server running.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Serve {
     /// One `aws` command (whitespace-separated arguments) signed with `secret`: JSON or stderr.
     pub fn try_aws_with(&self, secret: &str, line: &str) -> Result<Value, String> {
         let out = Command::new("aws")
