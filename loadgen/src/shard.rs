@@ -97,6 +97,15 @@ fn share(total: u64, parts: usize, i: usize) -> u64 {
     total / parts + u64::from((i as u64) < total % parts)
 }
 
+/// Shard `i`'s part of `--rate`: a metered run stays metered in every shard (0 would mean
+/// unmetered), so each gets at least 1 request per second.
+fn rate_share(rate: u32, parts: usize, i: usize) -> u32 {
+    match rate {
+        0 => 0,
+        rate => u32::try_from(share(u64::from(rate), parts, i).max(1)).unwrap_or(u32::MAX),
+    }
+}
+
 /// Starts `processes` shard processes for the devices of `cfg`, one driver task each in
 /// `workers`; each driver ends when its shard's devices have all been accounted for in
 /// `fleet.stats`.
@@ -120,7 +129,7 @@ pub fn launch(
             expected: target.expected.is_some(),
             first,
             count,
-            rate: share(u64::from(cfg.rate), processes, i) as u32,
+            rate: rate_share(cfg.rate, processes, i),
             connect_rate: share(u64::from(cfg.connect_rate), processes, i).max(1) as u32,
             time_left_ms: fleet
                 .deadline
@@ -331,6 +340,22 @@ mod tests {
             let (min, max) = (shares.iter().min(), shares.iter().max());
             assert!(max.zip(min).is_some_and(|(a, b)| a - b <= 1), "{shares:?}");
         }
+    }
+
+    #[test]
+    fn every_shard_of_a_metered_run_is_metered() {
+        assert_eq!(
+            (0..3).map(|i| rate_share(2, 3, i)).collect::<Vec<_>>(),
+            [1, 1, 1]
+        );
+        assert_eq!(
+            (0..2).map(|i| rate_share(0, 2, i)).collect::<Vec<_>>(),
+            [0, 0]
+        );
+        assert_eq!(
+            (0..4).map(|i| rate_share(10_001, 4, i)).sum::<u32>(),
+            10_001
+        );
     }
 
     #[test]
