@@ -153,6 +153,14 @@ pub fn decode_describe(
     })
 }
 
+/// The client token `c` of a request that [`decode_get`] refused, when the document still carries
+/// a readable one (a well-formed map whose `c` is a text of at most 64 bytes): AWS echoes it in the
+/// `rejected` message, so a device can match the refusal to its request. `None` for undecodable
+/// documents and over-long tokens.
+pub fn refused_client_token(format: Format, payload: &[u8]) -> Option<&str> {
+    decode_describe(format, payload).ok()?.client_token
+}
+
 fn decode_get_cbor(payload: &[u8]) -> Result<RawGet<'_>, Reject> {
     let mut raw = RawGet::default();
     cbor::for_each_entry(payload, |key, d| {
@@ -257,6 +265,35 @@ mod tests {
         assert_eq!(code("8100"), RejectCode::InvalidCbor);
         assert_eq!(code("a2616600616c19100000"), RejectCode::InvalidCbor);
         assert_eq!(code(""), RejectCode::InvalidCbor);
+    }
+
+    #[test]
+    fn refused_requests_keep_their_readable_token() {
+        // {"c":"rdy","f":0,"l":100}: refused for its block size, the token still readable.
+        let p = hex("a3616363726479616600616c1864");
+        assert_eq!(
+            decode_get(Format::Cbor, &p).unwrap_err().code,
+            RejectCode::BlockSizeOutOfBounds
+        );
+        assert_eq!(refused_client_token(Format::Cbor, &p), Some("rdy"));
+        // {"c":"rdy","f":"x","l":4096}: a mistyped field after the token.
+        let p = hex("a361636372647961666178616c191000");
+        assert_eq!(refused_client_token(Format::Cbor, &p), Some("rdy"));
+        // Truncated CBOR and broken JSON carry no token AWS could echo.
+        assert_eq!(
+            refused_client_token(Format::Cbor, &hex("a2616363726479")),
+            None
+        );
+        assert_eq!(
+            refused_client_token(Format::Json, br#"{"c":"t","f":"#),
+            None
+        );
+        let long = alloc::format!(r#"{{"c":"{}","f":0,"l":4096}}"#, "t".repeat(65));
+        assert_eq!(refused_client_token(Format::Json, long.as_bytes()), None);
+        assert_eq!(
+            refused_client_token(Format::Json, br#"{"c":"t","f":0,"l":1}"#),
+            Some("t")
+        );
     }
 
     #[test]

@@ -116,7 +116,10 @@ pub fn handle_stream_request(
     match result {
         Ok((Ok(outcome), _)) => outcome,
         Ok((Err(rej), token)) => reject(&t, rej, token, scratch, out),
-        Err(rej) => reject(&t, rej, None, scratch, out),
+        Err(rej) => {
+            let token = request::refused_client_token(t.format, payload);
+            reject(&t, rej, token, scratch, out)
+        }
     }
 }
 
