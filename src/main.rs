@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use otastream::server::{self, ServerConfig};
 use otastream_api::ApiConfig;
-use otastream_store::pki::DevPki;
+use otastream_pki::DevPki;
 
 /// Self-hosted, AWS-IoT-compatible firmware OTA service.
 #[derive(Parser)]

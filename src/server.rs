@@ -21,8 +21,8 @@ use crate::jobs_bridge;
 use otastream_gateway::{
     Gateway, GatewayConfig, JobsTopics, Metrics, ReservedTopics, StreamsHandler,
 };
+use otastream_pki::DevPki;
 use otastream_store::Store;
-use otastream_store::pki::DevPki;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;

@@ -67,7 +67,7 @@ async fn devices_without_a_valid_client_certificate_fail_tls() -> anyhow::Result
     assert!(no_cert.is_err(), "connected without a client certificate");
 
     let other_dir = tempfile::tempdir()?;
-    let other_ca = otastream_store::pki::DevPki::load_or_create(other_dir.path())?;
+    let other_ca = otastream_pki::DevPki::load_or_create(other_dir.path())?;
     let (cert, key) = other_ca.issue_device_cert("dev-a")?;
     let foreign = Device::tls(t.server.mqtts_addr, "dev-a", ca, Some((&cert, &key))).await;
     assert!(

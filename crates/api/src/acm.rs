@@ -302,12 +302,21 @@ pub(crate) fn ensure_dev_certificate(state: &ApiState) -> Result<(), StoreError>
     if dev_certificate_arn(state)?.is_some() {
         return Ok(());
     }
-    let pki = otastream_store::pki::DevPki::load_or_create(
+    let pki = otastream_pki::DevPki::load_or_create(
         &state.store.data_dir().join(otastream_store::PKI_DIR),
-    )?;
-    let (cert, key) = pki.issue_code_signing_cert(DEV_CN)?;
+    )
+    .map_err(pki_error)?;
+    let (cert, key) = pki.issue_code_signing_cert(DEV_CN).map_err(pki_error)?;
     store_certificate(state, &cert, &key, Some(&pki.ca_cert_pem), None)
         .map_err(|e| StoreError::Invalid(format!("dev code-signing certificate: {}", e.message)))?;
     tracing::info!("created the dev code-signing certificate in ACM");
     Ok(())
+}
+
+/// The dev PKI's errors as the store's (start-up reports them the same way).
+fn pki_error(e: otastream_pki::PkiError) -> StoreError {
+    match e {
+        otastream_pki::PkiError::Io(e) => StoreError::Io(e),
+        other => StoreError::Invalid(format!("dev PKI: {other}")),
+    }
 }

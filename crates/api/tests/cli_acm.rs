@@ -4,7 +4,7 @@
 mod common;
 
 use common::{TestServer, firmware};
-use otastream_store::pki::DevPki;
+use otastream_pki::DevPki;
 
 #[test]
 fn import_describe_sign_and_delete() {

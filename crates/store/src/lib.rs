@@ -1,5 +1,5 @@
 //! otastream's data directory: SQLite metadata, an S3-like versioned object store, zero-copy image reads
-//! for the device gateway, and the development PKI.
+//! for the device gateway. (The development PKI in `pki/` is the `otastream-pki` crate.)
 //!
 //! Everything a method acknowledges is durable when it returns: object bytes are written to `tmp/`,
 //! fsynced, renamed to a random name and their directory fsynced *before* the metadata row is committed
@@ -19,7 +19,6 @@
 //! - `streams.rs`: AWS IoT stream records ([`NewStream`], [`StreamRecord`], ...) and the cached
 //!   [`StreamImage`] the gateway serves blocks from.
 //! - [`mmap`]: the only `unsafe` in the workspace, memory maps as [`bytes::Bytes`].
-//! - [`pki`]: the dev CA, server certificate and device / code-signing certificates ([`pki::DevPki`]).
 //!
 //! On disk: `meta.sqlite3`, `objects/<uuid>`, `parts/<uuid>`, `tmp/`, `pki/`, and a `lock` file held
 //! while a [`Store`] is open (a second opener still works but skips the crash sweep).
@@ -50,7 +49,6 @@ mod files;
 pub mod mmap;
 mod multipart;
 mod objects;
-pub mod pki;
 mod streams;
 mod versions;
 
@@ -71,7 +69,7 @@ pub use streams::{
     NewStream, StreamFile, StreamFileRecord, StreamImage, StreamRecord, StreamUpdate,
 };
 
-/// Sub-directory of the data directory holding the dev PKI (see [`pki::DevPki::load_or_create`]).
+/// Sub-directory of the data directory holding the dev PKI (`otastream_pki::DevPki::load_or_create`).
 pub const PKI_DIR: &str = "pki";
 
 /// The data directory: metadata, objects, streams. Cheap to clone; clones share one SQLite connection

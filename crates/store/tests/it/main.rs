@@ -4,7 +4,6 @@
 mod durability;
 mod multipart;
 mod objects;
-mod pki;
 mod resources;
 mod streams;
 

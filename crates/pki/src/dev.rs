@@ -1,6 +1,7 @@
-//! The development PKI in `<data_dir>/pki`: a CA and a TLS server certificate generated with rcgen on
-//! first use (ECDSA P-256) and reloaded unchanged afterwards, plus issuing of device certificates
-//! (CN = thing name, for mTLS) and code-signing certificates (for the dev signer).
+//! The development PKI in one directory (the server uses `<data_dir>/pki`): a CA and a TLS server
+//! certificate generated with rcgen on first use (ECDSA P-256) and reloaded unchanged afterwards, plus
+//! issuing of device certificates (CN = thing name, for mTLS) and code-signing certificates (for the dev
+//! signer).
 //!
 //! Files: `ca.pem`, `ca.key`, `server.pem` (SAN `localhost`, `127.0.0.1`), `server.key`; keys are
 //! PKCS#8 PEM, readable by the owner only.
@@ -14,7 +15,7 @@ use rcgen::{
     KeyUsagePurpose,
 };
 
-use crate::StoreError;
+use crate::PkiError;
 
 const CA_CERT: &str = "ca.pem";
 const CA_KEY: &str = "ca.key";
@@ -42,15 +43,15 @@ impl std::fmt::Debug for DevPki {
     }
 }
 
-fn cert_error(what: &str, e: rcgen::Error) -> StoreError {
-    StoreError::Invalid(format!("{what}: {e}"))
+fn cert_error(what: &str, e: rcgen::Error) -> PkiError {
+    PkiError::Invalid(format!("{what}: {e}"))
 }
 
 impl DevPki {
     /// Loads the PKI from `pki_dir`, generating (and durably writing) whatever is missing: the CA when
     /// neither `ca.pem` nor `ca.key` exists, the server certificate when neither `server.pem` nor
     /// `server.key` exists. A half-present pair or unreadable PEM is `Invalid`.
-    pub fn load_or_create(pki_dir: &Path) -> Result<Self, StoreError> {
+    pub fn load_or_create(pki_dir: &Path) -> Result<Self, PkiError> {
         fs::create_dir_all(pki_dir)?;
         // Two processes starting on a fresh directory (`serve` and `dev-cert`) must not interleave their
         // writes into a certificate of one CA and a key of the other.
@@ -90,20 +91,17 @@ impl DevPki {
     }
 
     /// Issues a device (mTLS client) certificate with CN = `thing`; returns `(cert PEM, key PEM)`.
-    pub fn issue_device_cert(&self, thing: &str) -> Result<(String, String), StoreError> {
+    pub fn issue_device_cert(&self, thing: &str) -> Result<(String, String), PkiError> {
         self.issue_leaf(thing, ExtendedKeyUsagePurpose::ClientAuth, &[])
     }
 
     /// Issues an ECDSA P-256 code-signing certificate with CN = `common_name` for the dev signer;
     /// returns `(cert PEM, key PEM)`.
-    pub fn issue_code_signing_cert(
-        &self,
-        common_name: &str,
-    ) -> Result<(String, String), StoreError> {
+    pub fn issue_code_signing_cert(&self, common_name: &str) -> Result<(String, String), PkiError> {
         self.issue_leaf(common_name, ExtendedKeyUsagePurpose::CodeSigning, &[])
     }
 
-    fn issue_server_cert(&self) -> Result<(String, String), StoreError> {
+    fn issue_server_cert(&self) -> Result<(String, String), PkiError> {
         self.issue_leaf(
             "otastream server",
             ExtendedKeyUsagePurpose::ServerAuth,
@@ -111,7 +109,7 @@ impl DevPki {
         )
     }
 
-    fn issuer(&self) -> Result<Issuer<'static, KeyPair>, StoreError> {
+    fn issuer(&self) -> Result<Issuer<'static, KeyPair>, PkiError> {
         let key = KeyPair::from_pem(&self.ca_key_pem)
             .map_err(|e| cert_error("pki/ca.key is unreadable", e))?;
         Issuer::from_ca_cert_pem(&self.ca_cert_pem, key)
@@ -124,9 +122,9 @@ impl DevPki {
         common_name: &str,
         usage: ExtendedKeyUsagePurpose,
         alt_names: &[&str],
-    ) -> Result<(String, String), StoreError> {
+    ) -> Result<(String, String), PkiError> {
         if common_name.is_empty() {
-            return Err(StoreError::Invalid(
+            return Err(PkiError::Invalid(
                 "a certificate needs a non-empty common name".into(),
             ));
         }
@@ -148,16 +146,16 @@ impl DevPki {
 }
 
 /// Fails unless `key_pem` holds the private key of the certificate in `cert_pem`.
-fn check_pair(cert_pem: &str, key_pem: &str, what: &str) -> Result<(), StoreError> {
+fn check_pair(cert_pem: &str, key_pem: &str, what: &str) -> Result<(), PkiError> {
     let key = KeyPair::from_pem(key_pem)
         .map_err(|e| cert_error(&format!("{what}.key is unreadable"), e))?;
     let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes())
-        .map_err(|e| StoreError::Invalid(format!("{what}.pem is not PEM: {e}")))?;
+        .map_err(|e| PkiError::Invalid(format!("{what}.pem is not PEM: {e}")))?;
     let cert = pem
         .parse_x509()
-        .map_err(|e| StoreError::Invalid(format!("{what}.pem is not a certificate: {e}")))?;
+        .map_err(|e| PkiError::Invalid(format!("{what}.pem is not a certificate: {e}")))?;
     if cert.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
-        return Err(StoreError::Invalid(format!(
+        return Err(PkiError::Invalid(format!(
             "{what}.key is not the key of {what}.pem"
         )));
     }
@@ -165,7 +163,7 @@ fn check_pair(cert_pem: &str, key_pem: &str, what: &str) -> Result<(), StoreErro
 }
 
 /// A self-signed CA certificate and its key.
-fn new_ca() -> Result<(String, String), StoreError> {
+fn new_ca() -> Result<(String, String), PkiError> {
     let mut params = CertificateParams::default();
     params
         .distinguished_name
@@ -187,21 +185,21 @@ fn new_ca() -> Result<(String, String), StoreError> {
 }
 
 /// Reads a certificate/key pair: `None` when neither file exists, `Invalid` when only one does.
-fn load_pair(dir: &Path, cert: &str, key: &str) -> Result<Option<(String, String)>, StoreError> {
+fn load_pair(dir: &Path, cert: &str, key: &str) -> Result<Option<(String, String)>, PkiError> {
     match (
         read_if_present(&dir.join(cert))?,
         read_if_present(&dir.join(key))?,
     ) {
         (Some(c), Some(k)) => Ok(Some((c, k))),
         (None, None) => Ok(None),
-        _ => Err(StoreError::Invalid(format!(
+        _ => Err(PkiError::Invalid(format!(
             "{} holds only one of {cert} and {key}; remove the other to regenerate both",
             dir.display()
         ))),
     }
 }
 
-fn read_if_present(path: &Path) -> Result<Option<String>, StoreError> {
+fn read_if_present(path: &Path) -> Result<Option<String>, PkiError> {
     match fs::read_to_string(path) {
         Ok(text) => Ok(Some(text)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -215,7 +213,7 @@ fn store_pair(
     cert: &str,
     key: &str,
     (cert_pem, key_pem): &(String, String),
-) -> Result<(), StoreError> {
+) -> Result<(), PkiError> {
     write_durably(dir, key, key_pem, 0o600)?;
     write_durably(dir, cert, cert_pem, 0o644)?;
     Ok(())
@@ -233,5 +231,5 @@ fn write_durably(dir: &Path, name: &str, text: &str, mode: u32) -> io::Result<()
     file.write_all(text.as_bytes())?;
     file.sync_all()?;
     fs::rename(&tmp, dir.join(name))?;
-    crate::files::sync_dir(dir)
+    File::open(dir)?.sync_all()
 }
