@@ -30,6 +30,8 @@
 //! - `condition.rs`: the `Condition` operators (`StringEquals`, `StringNotEquals`, `StringLike`,
 //!   `StringNotLike`, the `IgnoreCase` and `IfExists` forms, `Bool`, `Null`).
 //! - `context.rs`: [`Action`], [`ResourceArns`], [`RequestContext`], [`Thing`].
+//! - `builtin.rs`: [`DEV_THING_POLICY_DOCUMENT`], the policy `otastream dev-cert` attaches (the
+//!   gateway's former fixed rule).
 //!
 //! # Example
 //! ```
@@ -51,11 +53,13 @@
 //! # Ok::<(), otastream_iot_policy::MalformedPolicy>(())
 //! ```
 
+mod builtin;
 mod condition;
 mod context;
 mod document;
 mod pattern;
 
+pub use builtin::{DEV_THING_POLICY_DOCUMENT, DEV_THING_POLICY_NAME};
 pub use context::{Action, RequestContext, ResourceArns, Thing};
 pub use document::{Policy, VERSION_2008_10_17, VERSION_2012_10_17};
 
