@@ -93,6 +93,10 @@ pub struct RequestContext {
     /// `true` exactly when this is `Some`; without it the thing variables are unresolvable, so a
     /// statement naming them matches nothing (AWS: "access denied").
     pub thing: Option<Thing>,
+    /// The X.509 certificate policy variables of the connection's certificate, keyed by the name
+    /// after `iot:Certificate.` (`Subject.CommonName`, `Issuer.Organization`, ...; see
+    /// `otastream_pki::Certificate::policy_variables`). Empty on a connection without one.
+    pub certificate: BTreeMap<String, String>,
 }
 
 impl RequestContext {
@@ -101,12 +105,19 @@ impl RequestContext {
         Self {
             client_id: client_id.into(),
             thing: None,
+            certificate: BTreeMap::new(),
         }
     }
 
     /// The same connection acting as the attached thing `thing`.
     pub fn with_thing(mut self, thing: Thing) -> Self {
         self.thing = Some(thing);
+        self
+    }
+
+    /// The same connection authenticated with a certificate of these policy variables.
+    pub fn with_certificate(mut self, variables: BTreeMap<String, String>) -> Self {
+        self.certificate = variables;
         self
     }
 
@@ -119,6 +130,11 @@ impl RequestContext {
             Variable::IsAttached => Some(thing.is_some().to_string()),
             Variable::ThingTypeName => thing.and_then(|t| t.type_name.clone()),
             Variable::ThingAttribute(name) => thing.and_then(|t| t.attributes.get(name).cloned()),
+            Variable::Certificate(name) => self
+                .certificate
+                .iter()
+                .find(|(key, _)| key.eq_ignore_ascii_case(name))
+                .map(|(_, value)| value.clone()),
             Variable::Unknown(_) => None,
         }
     }
@@ -137,6 +153,8 @@ pub(crate) enum Variable {
     ThingTypeName,
     /// `iot:Connection.Thing.Attributes[<name>]`
     ThingAttribute(String),
+    /// `iot:Certificate.<name>`, e.g. `Subject.CommonName`.
+    Certificate(String),
     /// Any other name: never has a value here (so it matches nothing), as an unresolvable variable.
     Unknown(String),
 }
@@ -146,6 +164,7 @@ impl Variable {
     /// theirs).
     pub(crate) fn parse(name: &str) -> Self {
         const ATTRIBUTES: &str = "iot:connection.thing.attributes[";
+        const CERTIFICATE: &str = "iot:certificate.";
         let name = name.trim();
         let lower = name.to_ascii_lowercase();
         match lower.as_str() {
@@ -155,6 +174,9 @@ impl Variable {
             "iot:connection.thing.thingtypename" => Self::ThingTypeName,
             _ if lower.starts_with(ATTRIBUTES) && lower.ends_with(']') => {
                 Self::ThingAttribute(name[ATTRIBUTES.len()..name.len() - 1].to_owned())
+            }
+            _ if lower.starts_with(CERTIFICATE) => {
+                Self::Certificate(name[CERTIFICATE.len()..].to_owned())
             }
             _ => Self::Unknown(name.to_owned()),
         }

@@ -7,13 +7,15 @@
 //! `Deny` in any attached policy wins, then any `Allow`, else the request is denied by default.
 //! Resources are `*` and `?` wildcard patterns (MQTT's `+` / `#` are literal characters in them),
 //! with the policy variables `${iot:ClientId}`, `${iot:Connection.Thing.ThingName}`,
-//! `${iot:Connection.Thing.IsAttached}`, `${iot:Connection.Thing.ThingTypeName}` and
-//! `${iot:Connection.Thing.Attributes[name]}`, in `Resource` and in `Condition`.
+//! `${iot:Connection.Thing.IsAttached}`, `${iot:Connection.Thing.ThingTypeName}`,
+//! `${iot:Connection.Thing.Attributes[name]}` and the X.509 ones (`${iot:Certificate.Subject.CommonName}`,
+//! ...), in `Resource` and in `Condition`.
 //!
 //! # How the gateway calls it
 //! Build one [`RequestContext`] per connection (client id; the attached thing named like the client
-//! id, if the certificate has one) and a [`ResourceArns`] for the server's region and account, then
-//! with the policies attached to the connection's certificate:
+//! id, if the certificate has one; the certificate's policy variables from
+//! `otastream_pki::Certificate::policy_variables`) and a [`ResourceArns`] for the server's region and
+//! account, then with the policies attached to the connection's certificate:
 //! - **CONNECT**: `evaluate(policies, &ctx, Action::Connect, &arns.client(client_id))`; refuse the
 //!   connection (CONNACK "not authorized") unless allowed.
 //! - **PUBLISH**: `Action::Publish` on `arns.topic(topic)` (and `Action::RetainPublish` too when the

@@ -373,3 +373,33 @@ fn wildcards_question_marks_escapes_and_versions() {
     assert!(!may(&old, "dev:1"));
     assert!(may(&old, "${iot:ClientId}"));
 }
+
+#[test]
+fn certificate_policy_variables() {
+    let p = Policy::parse(&format!(
+        r#"{{"Version": "2012-10-17", "Statement": {{"Effect": "Allow", "Action": "iot:Connect",
+             "Resource": "{A}:client/${{iot:Certificate.Subject.CommonName}}",
+             "Condition": {{"StringEquals": {{"iot:Certificate.Issuer.Organization": "Fixture Corp"}}}}}}}}"#
+    ))
+    .unwrap();
+    let variables = |cn: &str, org: &str| {
+        std::collections::BTreeMap::from([
+            ("Subject.CommonName".to_owned(), cn.to_owned()),
+            ("Issuer.Organization".to_owned(), org.to_owned()),
+        ])
+    };
+    let connect = |ctx: &RequestContext, client: &str| {
+        evaluate([&p], ctx, Action::Connect, &arns().client(client))
+    };
+    let device =
+        RequestContext::new("rsa-device").with_certificate(variables("rsa-device", "Fixture Corp"));
+    assert_eq!(connect(&device, "rsa-device"), Decision::Allow);
+    assert_eq!(connect(&device, "other"), Decision::ImplicitDeny);
+    let foreign =
+        RequestContext::new("rsa-device").with_certificate(variables("rsa-device", "Elsewhere"));
+    assert_eq!(connect(&foreign, "rsa-device"), Decision::ImplicitDeny);
+    assert_eq!(
+        connect(&RequestContext::new("rsa-device"), "rsa-device"),
+        Decision::ImplicitDeny
+    );
+}

@@ -215,3 +215,46 @@ fn pem_error(e: &PEMError) -> &'static str {
         PEMError::IOError(_) => "unreadable",
     }
 }
+
+/// The X.509 attribute types AWS IoT exposes as `iot:Certificate.Subject.<name>` /
+/// `iot:Certificate.Issuer.<name>` (developer guide, cert-policy-variables.html), by OID.
+const POLICY_ATTRIBUTES: [(&str, &str); 13] = [
+    ("2.5.4.46", "DistinguishedNameQualifier"),
+    ("2.5.4.6", "Country"),
+    ("2.5.4.10", "Organization"),
+    ("2.5.4.11", "OrganizationalUnit"),
+    ("2.5.4.8", "State"),
+    ("2.5.4.3", "CommonName"),
+    ("2.5.4.5", "SerialNumber"),
+    ("2.5.4.12", "Title"),
+    ("2.5.4.4", "Surname"),
+    ("2.5.4.42", "GivenName"),
+    ("2.5.4.43", "Initials"),
+    ("2.5.4.65", "Pseudonym"),
+    ("2.5.4.44", "GenerationQualifier"),
+];
+
+impl Certificate {
+    /// The certificate's X.509 policy variables, keyed by the name after `iot:Certificate.`:
+    /// `Subject.<attribute>` and `Issuer.<attribute>` for each attribute above that the name has (its
+    /// first value when it has several), as the policy engine's `RequestContext::certificate` takes
+    /// them.
+    pub fn policy_variables(&self) -> std::collections::BTreeMap<String, String> {
+        let cert = self.parsed();
+        let mut variables = std::collections::BTreeMap::new();
+        for (prefix, name) in [("Subject", cert.subject()), ("Issuer", cert.issuer())] {
+            for attribute in name.iter_attributes() {
+                let oid = attribute.attr_type().to_id_string();
+                let Some((_, label)) = POLICY_ATTRIBUTES.iter().find(|(o, _)| *o == oid) else {
+                    continue;
+                };
+                if let Ok(value) = attribute.as_str() {
+                    variables
+                        .entry(format!("{prefix}.{label}"))
+                        .or_insert_with(|| value.to_owned());
+                }
+            }
+        }
+        variables
+    }
+}

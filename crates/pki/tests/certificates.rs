@@ -222,3 +222,23 @@ fn private_keys_match_their_certificates_in_every_openssl_format() {
         Err(CertError::UnsupportedKey(m)) if m.contains("encrypted")
     ));
 }
+
+#[test]
+fn policy_variables_name_the_subject_and_issuer_attributes() {
+    let leaf = cert("rsa-leaf.pem").policy_variables();
+    let expected = [
+        ("Issuer.CommonName", "Fixture RSA CA"),
+        ("Issuer.Organization", "Fixture Corp"),
+        ("Subject.CommonName", "rsa-device"),
+    ];
+    assert_eq!(
+        leaf.iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect::<Vec<_>>(),
+        expected
+    );
+    let root = cert("amazon-root-ca-1.pem").policy_variables();
+    assert_eq!(root["Subject.Country"], "US");
+    assert_eq!(root["Issuer.Organization"], "Amazon");
+    assert_eq!(root["Subject.CommonName"], "Amazon Root CA 1");
+}
