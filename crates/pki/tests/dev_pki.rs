@@ -34,7 +34,14 @@ fn created_once_then_reloaded_identical() {
     let dir = tempfile::tempdir().unwrap();
     let pki_dir = dir.path().join("pki");
     let first = DevPki::load_or_create(&pki_dir).unwrap();
-    for name in ["ca.pem", "ca.key", "server.pem", "server.key"] {
+    for name in [
+        "ca.pem",
+        "ca.key",
+        "server.pem",
+        "server.key",
+        "iot-ca.pem",
+        "iot-ca.key",
+    ] {
         assert!(pki_dir.join(name).is_file(), "{name} written");
     }
     #[cfg(unix)]
@@ -50,6 +57,7 @@ fn created_once_then_reloaded_identical() {
     assert_eq!(first.ca_cert_pem, second.ca_cert_pem);
     assert_eq!(first.server_cert_pem, second.server_cert_pem);
     assert_eq!(first.server_key_pem, second.server_key_pem);
+    assert_eq!(first.iot_ca_cert_pem, second.iot_ca_cert_pem);
 
     let ca = pem_of(&first.ca_cert_pem);
     let ca_cert = ca.parse_x509().unwrap();
