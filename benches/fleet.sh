@@ -56,7 +56,7 @@ cleanup() { # SIGTERM, then SIGKILL whatever has not stopped after 5 s
 }
 trap cleanup EXIT
 
-"$SERVER" serve --data-dir "$OUT/data" --http 127.0.0.1:0 --mqtt 127.0.0.1:0 --mqtts 127.0.0.1:0 \
+"$SERVER" serve --data-dir "$OUT/data" --http 127.0.0.1:0 --https 127.0.0.1:0 --mqtt 127.0.0.1:0 --mqtts 127.0.0.1:0 \
     >"$OUT/server.out" 2>"$OUT/server.log" &
 SERVER_PID=$!
 PIDS+=("$SERVER_PID")

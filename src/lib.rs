@@ -7,9 +7,12 @@
 //! - [`server`]: [`server::ServerConfig`], [`server::start`] → [`server::RunningServer`]; binds every
 //!   listener, opens the store and the dev PKI, and wires the gateway, the metrics endpoint and the
 //!   control plane together. Tests start a real server in-process with it.
+//! - [`http_listener`]: the HTTP and HTTPS accept loop (rustls, header/body/idle timeouts, the
+//!   connection limit) that serves the control plane and S3.
 //! - [`jobs_bridge`]: the jobs engine ↔ device gateway seam (device Jobs API requests in,
 //!   answers and `notify-next` out).
 //! - `main.rs`: the thin `otastream` command line (`serve`, `dev-cert`).
 
+pub mod http_listener;
 pub mod jobs_bridge;
 pub mod server;

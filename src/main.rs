@@ -75,6 +75,14 @@ enum Command {
         /// HTTP control plane and /metrics (port 0: pick one).
         #[arg(long, default_value = "127.0.0.1:8080")]
         http: SocketAddr,
+        /// The same control plane and S3 over TLS with the dev CA's server certificate
+        /// (`aws --endpoint-url https://... --ca-bundle <data-dir>/pki/ca.pem`; port 0: pick one).
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        https: SocketAddr,
+        /// Base URL devices reach S3 at, put into presigned URLs (`https://HOST[:PORT]`; the
+        /// default is the bound HTTP address). See the README for a public port 443 without root.
+        #[arg(long)]
+        public_url: Option<String>,
         /// Plain MQTT; the client id is the thing name (port 0: pick one).
         #[arg(long, default_value = "127.0.0.1:1883")]
         mqtt: SocketAddr,
@@ -127,15 +135,23 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve {
             data_dir,
             http,
+            https,
+            public_url,
             mqtt,
             mqtts,
             api,
         } => {
+            let mut api = api.into_config()?;
+            if let Some(url) = public_url {
+                api.public_base_url =
+                    otastream_api::public_base_url(&url).map_err(anyhow::Error::msg)?;
+            }
             let cfg = ServerConfig {
                 http,
+                https,
                 mqtt,
                 mqtts,
-                api: api.into_config()?,
+                api,
                 ..ServerConfig::new(data_dir)
             };
             let running = server::start(cfg).await?;

@@ -1,11 +1,9 @@
 //! The whole server in one process: [`start`] opens the data directory, loads (or creates) the dev
-//! PKI, binds the HTTP, MQTT and MQTTS listeners and runs them until [`RunningServer::shutdown`].
+//! PKI, binds the HTTP, HTTPS, MQTT and MQTTS listeners and runs them until [`RunningServer::shutdown`].
 
-use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
@@ -17,6 +15,7 @@ use otastream_api::jobs_hub::JobsHandle;
 use otastream_api::{ApiConfig, ApiState};
 use tower::ServiceExt as _;
 
+use crate::http_listener::{self, HttpLimits};
 use crate::jobs_bridge;
 use otastream_gateway::{
     Gateway, GatewayConfig, JobsTopics, Metrics, ReservedTopics, StreamsHandler,
@@ -34,23 +33,29 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// HTTP control plane and `/metrics`.
     pub http: SocketAddr,
+    /// The same control plane, S3 and `/metrics` over TLS (the dev CA's server certificate).
+    pub https: SocketAddr,
+    /// Timeouts and the connection limit of the HTTP and HTTPS listeners (each its own limit).
+    pub http_limits: HttpLimits,
     /// Plain MQTT (development: the client id is the thing name).
     pub mqtt: SocketAddr,
     /// MQTT over TLS with client certificates (the certificate CN is the thing name).
     pub mqtts: SocketAddr,
     /// Gateway tunables.
     pub gateway: GatewayConfig,
-    /// Control-plane settings (credentials, region, account id). An empty `public_base_url` is
-    /// replaced by `http://<bound HTTP address>` once the listener is bound.
+    /// Control-plane settings (credentials, region, account id). An empty `public_base_url`
+    /// (`--public-url`) is replaced by `http://<bound HTTP address>` once the listener is bound.
     pub api: ApiConfig,
 }
 
 impl ServerConfig {
-    /// The documented defaults: loopback ports 8080, 1883 and 8883.
+    /// The documented defaults: loopback ports 8080 (HTTP), 8443 (HTTPS), 1883 and 8883.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
             http: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            https: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            http_limits: HttpLimits::default(),
             mqtt: SocketAddr::from(([127, 0, 0, 1], 1883)),
             mqtts: SocketAddr::from(([127, 0, 0, 1], 8883)),
             gateway: GatewayConfig::default(),
@@ -66,6 +71,7 @@ impl ServerConfig {
         let any = SocketAddr::from(([127, 0, 0, 1], 0));
         Self {
             http: any,
+            https: any,
             mqtt: any,
             mqtts: any,
             ..Self::new(data_dir)
@@ -77,6 +83,8 @@ impl ServerConfig {
 pub struct RunningServer {
     /// Bound HTTP address.
     pub http_addr: SocketAddr,
+    /// Bound HTTPS address.
+    pub https_addr: SocketAddr,
     /// Bound plain MQTT address.
     pub mqtt_addr: SocketAddr,
     /// Bound MQTT-over-TLS address.
@@ -99,8 +107,8 @@ impl RunningServer {
     /// The line printed when every listener is bound.
     pub fn ready_line(&self) -> String {
         format!(
-            "otastream ready http={} mqtt={} mqtts={}",
-            self.http_addr, self.mqtt_addr, self.mqtts_addr
+            "otastream ready http={} https={} mqtt={} mqtts={}",
+            self.http_addr, self.https_addr, self.mqtt_addr, self.mqtts_addr
         )
     }
 
@@ -129,10 +137,15 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
         &pki.server_key_pem,
     )
     .context("TLS configuration")?;
+    let https_tls = http_listener::tls_acceptor(&pki.server_cert_pem, &pki.server_key_pem)
+        .context("HTTPS TLS configuration")?;
 
     let http = TcpListener::bind(cfg.http)
         .await
         .with_context(|| format!("binding HTTP {}", cfg.http))?;
+    let https = TcpListener::bind(cfg.https)
+        .await
+        .with_context(|| format!("binding HTTPS {}", cfg.https))?;
     let mqtt = TcpListener::bind(cfg.mqtt)
         .await
         .with_context(|| format!("binding MQTT {}", cfg.mqtt))?;
@@ -150,8 +163,8 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
     // Set exactly once, right after the gateway exists; nothing has been published before.
     let _ = jobs_sink.0.set(gateway.downgrade());
 
-    let (http_addr, mqtt_addr, mqtts_addr) =
-        (http.local_addr()?, mqtt.local_addr()?, mqtts.local_addr()?);
+    let (http_addr, https_addr) = (http.local_addr()?, https.local_addr()?);
+    let (mqtt_addr, mqtts_addr) = (mqtt.local_addr()?, mqtts.local_addr()?);
     let (shutdown, watch_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let mut api = cfg.api.clone();
@@ -169,8 +182,12 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
             () = stop => {}
         }
     });
-    let (stop, drained) = (stopped(watch_rx.clone()), stopped(watch_rx.clone()));
-    tasks.spawn(serve_http(http, router, stop, drained));
+    let limits = cfg.http_limits;
+    let serve_http = http_listener::serve(http, None, router.clone(), limits, watch_rx.clone());
+    tasks.spawn(serve_http);
+    let serve_https =
+        http_listener::serve(https, Some(https_tls), router, limits, watch_rx.clone());
+    tasks.spawn(serve_https);
     let (gw, stop) = (gateway.clone(), stopped(watch_rx.clone()));
     tasks.spawn(async move { gw.serve_tcp(mqtt, stop).await });
     let (gw, stop) = (gateway.clone(), stopped(watch_rx));
@@ -178,6 +195,7 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
 
     Ok(RunningServer {
         http_addr,
+        https_addr,
         mqtt_addr,
         mqtts_addr,
         data_dir: cfg.data_dir,
@@ -188,32 +206,6 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
         shutdown,
         tasks,
     })
-}
-
-/// How long shutdown waits for open HTTP connections to finish their requests before closing
-/// them: a client that never completes a request (or a handler that never answers) must not keep
-/// the server up.
-pub const HTTP_DRAIN: Duration = Duration::from_secs(5);
-
-/// Serves `router` on `http` until `stop`; then lets requests in flight finish for at most
-/// [`HTTP_DRAIN`] after `drained` (the same signal) and drops whatever is still open.
-async fn serve_http(
-    http: TcpListener,
-    router: Router,
-    stop: impl Future<Output = ()> + Send + 'static,
-    drained: impl Future<Output = ()>,
-) {
-    let serve = axum::serve(http, router)
-        .with_graceful_shutdown(stop)
-        .into_future();
-    tokio::select! {
-        served = serve => if let Err(e) = served {
-            tracing::error!(error = %e, "HTTP server failed");
-        },
-        () = async { drained.await; tokio::time::sleep(HTTP_DRAIN).await } => {
-            tracing::warn!("HTTP connections still open {HTTP_DRAIN:?} after shutdown; closing them");
-        }
-    }
 }
 
 /// Completes when the shutdown flag is raised (or its sender is dropped, which also means "stop").

@@ -17,7 +17,7 @@ use tokio::process::{Child, ChildStdout, Command};
 
 const BIN: &str = env!("CARGO_BIN_EXE_otastream");
 
-/// `otastream ready http=A mqtt=B mqtts=C` → (A, B, C).
+/// `otastream ready http=A https=H mqtt=B mqtts=C` → (A, B, C) (HTTPS: tests/https_cli.rs).
 fn parse_ready(line: &str) -> anyhow::Result<(SocketAddr, SocketAddr, SocketAddr)> {
     let rest = line
         .strip_prefix("otastream ready ")
@@ -32,7 +32,9 @@ fn parse_ready(line: &str) -> anyhow::Result<(SocketAddr, SocketAddr, SocketAddr
             other => anyhow::bail!("expected {key}=<addr>, got {other:?}"),
         }
     };
-    Ok((next("http")?, next("mqtt")?, next("mqtts")?))
+    let http = next("http")?;
+    next("https")?;
+    Ok((http, next("mqtt")?, next("mqtts")?))
 }
 
 /// Starts `otastream serve` on port 0 everywhere; returns the child, its stdout after the first
@@ -42,7 +44,7 @@ async fn serve(data: &Path) -> anyhow::Result<(Child, BufReader<ChildStdout>, St
     let mut server = Command::new(BIN)
         .args(["serve", "--data-dir"])
         .arg(data)
-        .args(["--http", any, "--mqtt", any, "--mqtts", any])
+        .args(["--http", any, "--https", any, "--mqtt", any, "--mqtts", any])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)

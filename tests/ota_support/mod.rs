@@ -64,6 +64,16 @@ impl OtaServer {
     /// Starts the server with the CLI's credentials, then (through the CLI) creates the bucket
     /// with versioning and the signing profile over the dev ACM certificate.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// [`Self::start`] with presigned URLs on `public_url` and the CLI on the HTTPS port,
+    /// verifying the server against the dev CA (`<data-dir>/pki/ca.pem`).
+    pub fn start_https(public_url: &str) -> Self {
+        Self::start_with(Some(public_url))
+    }
+
+    fn start_with(https_public_url: Option<&str>) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -74,8 +84,19 @@ impl OtaServer {
         let mut cfg = ServerConfig::ephemeral(dir.path());
         cfg.api.access_key_id = api_cli::AKID.into();
         cfg.api.secret_access_key = api_cli::SECRET.into();
+        if let Some(url) = https_public_url {
+            cfg.api.public_base_url = otastream_api::public_base_url(url).expect("public URL");
+        }
         let server = rt.block_on(server::start(cfg)).expect("server starts");
-        let cli = Cli::new(server.http_addr.port(), home.path());
+        let cli = match https_public_url {
+            None => Cli::new(server.http_addr.port(), home.path()),
+            Some(_) => {
+                // The same file as <data-dir>/pki/ca.pem.
+                let ca = home.path().join("ca.pem");
+                std::fs::write(&ca, &server.pki.ca_cert_pem).expect("write ca.pem");
+                Cli::https(server.https_addr.port(), home.path(), &ca)
+            }
+        };
 
         cli.cli(&format!("s3 mb s3://{BUCKET}"));
         cli.cli(&format!(

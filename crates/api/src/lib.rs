@@ -54,6 +54,7 @@ use otastream_store::{Store, StoreError};
 
 use crate::error::{ApiError, ApiResult};
 use crate::jobs_hub::JobsHandle;
+pub use crate::presign::public_base_url;
 
 /// Access key id used when none is configured (printed at start-up by the binary).
 pub const DEV_ACCESS_KEY_ID: &str = "AKIAOTASTREAMDEV0001";
@@ -71,7 +72,8 @@ pub struct ApiConfig {
     pub access_key_id: String,
     /// Secret for [`ApiConfig::access_key_id`].
     pub secret_access_key: String,
-    /// Base URL clients reach this server at (for presigned URLs), e.g. `http://127.0.0.1:8080`.
+    /// Base URL devices reach S3 at, put into presigned URLs (`--public-url`, normalised by
+    /// [`public_base_url`]), e.g. `http://127.0.0.1:8080` or `https://ota.example`.
     pub public_base_url: String,
 }
 

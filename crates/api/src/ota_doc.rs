@@ -142,9 +142,11 @@ fn render(
         if !streams.contains(&record.id) {
             streams.push(record.id.clone());
         }
+        // AWS's own form; the presigner points it at this server's public URL when a device
+        // fetches the document, so stored documents survive a new port or --public-url.
         let url = format!(
-            "{}/{}/{}?versionId={}",
-            state.config.public_base_url, file.bucket, file.key, file.version_id
+            "https://s3.amazonaws.com/{}/{}?versionId={}",
+            file.bucket, file.key, file.version_id
         );
         doc_files.push(OtaFile {
             file_path: r.filepath.clone(),

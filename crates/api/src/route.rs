@@ -143,7 +143,11 @@ async fn dispatch(State(d): State<Arc<Dispatcher>>, req: Request) -> Response {
         None => Service::fallback(&parts),
     };
     let router = match service {
-        Service::S3 => return call_s3(&d.s3, Request::from_parts(parts, body)).await,
+        Service::S3 => {
+            let mut parts = parts;
+            strip_default_port(&mut parts);
+            return call_s3(&d.s3, Request::from_parts(parts, body)).await;
+        }
         Service::Iot => &d.iot,
         Service::Signer => &d.signer,
         Service::Acm => &d.acm,
@@ -169,6 +173,22 @@ async fn dispatch(State(d): State<Arc<Dispatcher>>, req: Request) -> Response {
     match router.clone().oneshot(req).await {
         Ok(response) => response,
         Err(never) => match never {},
+    }
+}
+
+/// `Host: name:443` (or `:80`) becomes `Host: name`: clients sign the host without the default
+/// port (botocore, aws-sigv4, presigned URLs on a port-less `--public-url`), while some send it, so
+/// the signature is checked against the host with or without it.
+fn strip_default_port(parts: &mut Parts) {
+    let Some(host) = parts.headers.get(http::header::HOST) else {
+        return;
+    };
+    let bytes = host.as_bytes();
+    let bare = bytes
+        .strip_suffix(b":443")
+        .or_else(|| bytes.strip_suffix(b":80"));
+    if let Some(value) = bare.and_then(|b| http::HeaderValue::from_bytes(b).ok()) {
+        parts.headers.insert(http::header::HOST, value);
     }
 }
 
@@ -200,6 +220,26 @@ mod tests {
             b = b.header("x-amz-target", t);
         }
         b.body(()).expect("request").into_parts().0
+    }
+
+    #[test]
+    fn the_default_port_is_left_out_of_the_host() {
+        for (sent, checked) in [
+            ("localhost:443", "localhost"),
+            ("h.example:80", "h.example"),
+            ("localhost:8443", "localhost:8443"),
+            ("[::1]:443", "[::1]"),
+            ("localhost", "localhost"),
+        ] {
+            let mut p = http::Request::get("/b/k")
+                .header("host", sent)
+                .body(())
+                .expect("request")
+                .into_parts()
+                .0;
+            strip_default_port(&mut p);
+            assert_eq!(p.headers["host"], checked, "{sent}");
+        }
     }
 
     #[test]

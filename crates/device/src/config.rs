@@ -50,8 +50,23 @@ pub struct DeviceConfig {
     pub keep_image: bool,
     /// Ask the Jobs API for work when connected (off for plain stream downloads).
     pub use_jobs: bool,
+    /// How HTTP data-path URLs become connections (TLS root CA, the AWS agent's fixed port).
+    pub http: HttpTarget,
     /// Injected faults (load tests).
     pub faults: Faults,
+}
+
+/// How the HTTP data path reaches a presigned URL (used by the driver's HTTP client).
+#[derive(Clone, Debug, Default)]
+pub struct HttpTarget {
+    /// PEM root CA(s) an `https://` server certificate must chain to (the AWS agent verifies the
+    /// server against its root CA, no client certificate); `None` refuses `https://` URLs.
+    pub ca_pem: Option<String>,
+    /// The AWS C agent's compile-time HTTPS port (`443` by default there). When set, everything
+    /// between `://` and the first `/` is taken as the host name (a `host:port` authority then
+    /// fails to resolve, as on the agent), this port is connected to and `Host` carries no port.
+    /// `None`: the URL's own port (or the scheme's default).
+    pub port: Option<u16>,
 }
 
 /// Faults a load test injects into one device.
@@ -87,6 +102,7 @@ impl DeviceConfig {
             resume_from_bitmap: false,
             keep_image: false,
             use_jobs: true,
+            http: HttpTarget::default(),
             faults: Faults::default(),
         }
     }

@@ -124,6 +124,7 @@ pub async fn run_device_with(
 ) -> DeviceReport {
     let start = Instant::now();
     let thing_name = cfg.thing_name.clone();
+    let http_target = cfg.http.clone();
     let mut report = DeviceReport {
         thing_name: thing_name.clone(),
         status: FinalStatus::DeadlineReached,
@@ -161,7 +162,7 @@ pub async fn run_device_with(
 
     let now_ms = || start.elapsed().as_millis() as u64;
     let deadline = tokio::time::Instant::from_std(start + opts.deadline);
-    let mut http = Some(RangeClient::default());
+    let mut http = Some(RangeClient::new(http_target.clone()));
     let mut pending_http: Option<HttpFuture> = None;
     let mut requested_at = start;
     let mut stream_started = false;
@@ -235,7 +236,9 @@ pub async fn run_device_with(
                     range_end,
                 } => {
                     requested_at = Instant::now();
-                    let mut c = http.take().unwrap_or_default();
+                    let mut c = http
+                        .take()
+                        .unwrap_or_else(|| RangeClient::new(http_target.clone()));
                     pending_http = Some(Box::pin(async move {
                         let r = c.get(&url, range_start, range_end).await;
                         (c, r)

@@ -23,7 +23,8 @@
 //! - [`verify`]: [`CodeSigner`], SHA-256 + ECDSA P-256 against a certificate.
 //! - [`config`]: [`DeviceConfig`] (AWS agent defaults) and [`Faults`].
 //! - `driver` (feature `mqtt`): `run_device` / `run_device_with` over rumqttc, returning a
-//!   `DeviceReport`; `http` (private): the Range client for the HTTP data path.
+//!   `DeviceReport`; `http` (private): the Range client for the HTTP data path (plain or TLS,
+//!   optionally the AWS C agent's port-less host, see [`HttpTarget`]).
 
 pub mod agent;
 pub mod config;
@@ -39,7 +40,7 @@ mod transfer;
 pub mod verify;
 
 pub use agent::{Agent, AgentStats, Event, PublishKind, QoS, Transmit};
-pub use config::{DeviceConfig, Faults};
+pub use config::{DeviceConfig, Faults, HttpTarget};
 pub use download::Download;
 #[cfg(feature = "mqtt")]
 pub use driver::{

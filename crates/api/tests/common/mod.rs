@@ -34,6 +34,8 @@ impl std::ops::Deref for TestServer {
 pub struct Cli {
     endpoint: String,
     home: PathBuf,
+    /// `--ca-bundle` for an `https://` endpoint.
+    ca_bundle: Option<PathBuf>,
 }
 
 impl TestServer {
@@ -92,6 +94,16 @@ impl Cli {
         Self {
             endpoint: format!("http://127.0.0.1:{port}"),
             home: home.to_path_buf(),
+            ca_bundle: None,
+        }
+    }
+
+    /// A client for `https://127.0.0.1:port` that verifies the server against `ca_bundle`.
+    pub fn https(port: u16, home: &Path, ca_bundle: &Path) -> Self {
+        Self {
+            endpoint: format!("https://127.0.0.1:{port}"),
+            home: home.to_path_buf(),
+            ca_bundle: Some(ca_bundle.to_path_buf()),
         }
     }
 
@@ -118,6 +130,9 @@ impl Cli {
             .env("AWS_RETRY_MODE", "standard")
             .env("AWS_MAX_ATTEMPTS", "1")
             .env("AWS_PAGER", "");
+        if let Some(ca) = &self.ca_bundle {
+            cmd.env("AWS_CA_BUNDLE", ca);
+        }
         for var in [
             "PYENV_ROOT",
             "PYENV_VERSION",
