@@ -75,11 +75,12 @@ impl EmbeddedBroker {
         }
     }
 
-    /// Opens a local link for the session of `thing`. The handshake with the router is blocking,
-    /// so it runs on tokio's blocking pool.
-    pub async fn link(&self, thing: &str) -> Result<BrokerLink, BrokerError> {
+    /// Opens a local link for one session. The handshake with the router is blocking, so it runs
+    /// on tokio's blocking pool. The link is named by a counter only: the router mishandles link
+    /// names with a `/`, which MQTT client ids may contain.
+    pub async fn link(&self) -> Result<BrokerLink, BrokerError> {
         let n = self.next_link.fetch_add(1, Ordering::Relaxed);
-        let client_id = format!("otastream-gw-{n}-{thing}");
+        let client_id = format!("otastream-gw-{n}");
         let broker = Arc::clone(&self.broker);
         let (tx, rx) =
             tokio::task::spawn_blocking(move || broker.link(&client_id).map_err(BrokerError::from))

@@ -181,8 +181,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
             Ok(Ok(Packet::Connect(connect))) => connect,
             Ok(Ok(_)) => return End::NoConnect,
         };
-        let thing = match session::thing_for_connect(&connect, &identity) {
-            Ok(thing) => thing,
+        let principal = match session::principal_for_connect(&connect, &identity) {
+            Ok(principal) => principal,
             Err(code) => {
                 // Best effort: the connection is closed right after either way.
                 let _ = self.pending.push_packet(
@@ -195,10 +195,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
         };
         let id = self.shared.next_connection.fetch_add(1, Ordering::Relaxed);
         let (control_tx, mut control) = mpsc::channel(64);
-        let (stored, expired) = self
-            .shared
-            .registry
-            .attach(&thing, id, control_tx, Instant::now());
+        let (stored, expired) =
+            self.shared
+                .registry
+                .attach(principal.session_key(), id, control_tx, Instant::now());
         release(expired).await;
         let (state, link) = match stored {
             Some(StoredSession { state, link }) => (Some(state), link),
@@ -211,8 +211,13 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
         } else {
             self.link = link;
         }
-        let mut session =
-            Session::accept(thing, &connect, state, Instant::now(), &mut self.actions);
+        let mut session = Session::accept(
+            principal,
+            &connect,
+            state,
+            Instant::now(),
+            &mut self.actions,
+        );
         self.shared.metrics.connection_opened(listener);
         let end = self.session_loop(&mut session, &mut control).await;
         if !session.is_closed() {
@@ -222,17 +227,12 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
         }
         self.shared.metrics.connection_closed();
 
-        let thing = session.thing().to_owned();
+        let key = session.principal().session_key().to_owned();
         let kept = session.into_state().map(|state| StoredSession {
             state,
             link: self.link.take(),
         });
-        release(
-            self.shared
-                .registry
-                .detach(&thing, id, kept, Instant::now()),
-        )
-        .await;
+        release(self.shared.registry.detach(&key, id, kept, Instant::now())).await;
         if let Some(link) = self.link.take() {
             close_link(link).await;
         }
@@ -315,8 +315,12 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                         .map_err(End::Malformed)?;
                 }
                 Action::Reserved(publish) => {
+                    // The session routes only its own thing's topics here.
+                    let Some(thing) = session.thing() else {
+                        continue;
+                    };
                     let claimed = self.shared.reserved.dispatch(
-                        session.thing(),
+                        thing,
                         &publish,
                         &mut self.scratch,
                         &mut self.pending,
@@ -326,11 +330,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                     }
                 }
                 Action::BrokerPublish { topic, payload } => {
-                    self.link(session.thing()).await?.publish(topic, payload)?
+                    self.link().await?.publish(topic, payload)?
                 }
-                Action::BrokerSubscribe(filter) => {
-                    self.link(session.thing()).await?.subscribe(&filter)?
-                }
+                Action::BrokerSubscribe(filter) => self.link().await?.subscribe(&filter)?,
                 Action::BrokerUnsubscribe(filter) => {
                     if let Some(link) = &mut self.link {
                         link.unsubscribe(&filter)?;
@@ -348,9 +350,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
     }
 
     /// The session's broker link, created on first use.
-    async fn link(&mut self, thing: &str) -> Result<&mut BrokerLink, End> {
+    async fn link(&mut self) -> Result<&mut BrokerLink, End> {
         if self.link.is_none() {
-            self.link = Some(self.shared.broker.link(thing).await?);
+            self.link = Some(self.shared.broker.link().await?);
         }
         Ok(self.link.as_mut().expect("invariant: link was just set"))
     }

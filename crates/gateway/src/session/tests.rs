@@ -18,9 +18,9 @@ fn start(
     now: Instant,
 ) -> (Session, Vec<Action>) {
     let c = connect(client_id, clean, 30);
-    let thing = thing_for_connect(&c, &Identity::ClientId).expect("valid thing");
+    let principal = principal_for_connect(&c, &Identity::ClientId).expect("valid client id");
     let mut out = Vec::new();
-    let session = Session::accept(thing, &c, stored, now, &mut out);
+    let session = Session::accept(principal, &c, stored, now, &mut out);
     (session, out)
 }
 
@@ -43,7 +43,7 @@ fn feed(session: &mut Session, packet: Packet, now: Instant) -> Vec<Action> {
 #[test]
 fn connect_answers_connack_and_takes_the_client_id_as_thing() {
     let (session, out) = start("dev-1", true, None, Instant::now());
-    assert_eq!(session.thing(), "dev-1");
+    assert_eq!(session.thing(), Some("dev-1"));
     assert_eq!(
         out,
         vec![Action::Send(Packet::ConnAck(ConnAck::new(
@@ -53,27 +53,100 @@ fn connect_answers_connack_and_takes_the_client_id_as_thing() {
     );
 }
 
+fn thing_principal(thing: &str) -> Principal {
+    Principal {
+        client_id: thing.into(),
+        thing: Some(thing.into()),
+    }
+}
+
 #[test]
-fn certificate_identity_wins_over_client_id_and_bad_names_are_refused() {
-    let c = connect("anything", true, 30);
+fn certificate_identity_wins_over_client_id_and_bad_client_ids_are_refused() {
+    let c = connect("any client / id", true, 30);
     assert_eq!(
-        thing_for_connect(&c, &Identity::Certificate("dev-9".into())),
-        Ok("dev-9".into())
+        principal_for_connect(&c, &Identity::Certificate("dev-9".into())),
+        Ok(Principal {
+            client_id: "any client / id".into(),
+            thing: Some("dev-9".into())
+        })
     );
-    for bad in ["", "a/b", "dev+1", "#"] {
+    let too_long = "é".repeat(129);
+    for bad in ["", "$aws", "nul\0char", too_long.as_str()] {
         let c = connect(bad, true, 30);
-        assert_eq!(
-            thing_for_connect(&c, &Identity::ClientId),
-            Err(ConnectReturnCode::BadClientId),
-            "{bad}"
-        );
+        for identity in [Identity::ClientId, Identity::Certificate("dev-9".into())] {
+            assert_eq!(
+                principal_for_connect(&c, &identity),
+                Err(ConnectReturnCode::BadClientId),
+                "{bad:?}"
+            );
+        }
     }
     let mut v5 = connect("dev-1", true, 30);
     v5.protocol = Protocol::V5;
     assert_eq!(
-        thing_for_connect(&v5, &Identity::ClientId),
+        principal_for_connect(&v5, &Identity::ClientId),
         Err(ConnectReturnCode::RefusedProtocolVersion)
     );
+}
+
+/// AWS takes any UTF-8 client id up to 128 characters: on the plain port one that is a valid
+/// thing name acts for that thing, any other connects an application client for no thing.
+#[test]
+fn plain_port_client_ids_that_are_not_thing_names_connect_application_clients() {
+    let at_limit = "é".repeat(128);
+    for id in ["clean retained", "a/b", "dev+1", "#", at_limit.as_str()] {
+        let c = connect(id, true, 30);
+        let principal = principal_for_connect(&c, &Identity::ClientId).expect(id);
+        assert_eq!(principal.thing, None, "{id}");
+        assert_eq!(principal.session_key(), id);
+    }
+    let now = Instant::now();
+    let c = connect("clean retained", true, 30);
+    let principal = principal_for_connect(&c, &Identity::ClientId).expect("valid");
+    let mut out = Vec::new();
+    let mut s = Session::accept(principal, &c, None, now, &mut out);
+    assert!(matches!(&out[..], [Action::Send(Packet::ConnAck(_))]));
+    let out = feed(
+        &mut s,
+        subscribe(
+            1,
+            &[
+                ("clean/retained", QoS::AtLeastOnce),
+                (
+                    "$aws/things/clean retained/jobs/notify-next",
+                    QoS::AtMostOnce,
+                ),
+            ],
+        ),
+        now,
+    );
+    assert_eq!(
+        out,
+        vec![
+            Action::BrokerSubscribe("clean/retained".into()),
+            Action::Send(Packet::SubAck(SubAck::new(
+                1,
+                vec![
+                    SubscribeReasonCode::Success(QoS::AtLeastOnce),
+                    SubscribeReasonCode::Failure
+                ]
+            ))),
+        ]
+    );
+    // Reserved topics of any thing are forbidden: the publish closes the connection.
+    let out = feed(
+        &mut s,
+        Packet::Publish(Publish::new(
+            "$aws/things/clean retained/jobs/get",
+            QoS::AtMostOnce,
+            b"{}".to_vec(),
+        )),
+        now,
+    );
+    assert!(matches!(
+        out.last(),
+        Some(Action::Close(CloseReason::PolicyViolation(_)))
+    ));
 }
 
 #[test]
@@ -334,7 +407,7 @@ fn the_last_will_is_published_unless_the_device_disconnects_cleanly() {
         ));
         let mut out = Vec::new();
         (
-            Session::accept("dev-1".into(), &c, None, now, &mut out),
+            Session::accept(thing_principal("dev-1"), &c, None, now, &mut out),
             out,
         )
     };
@@ -533,7 +606,7 @@ mod garbage {
             let now = Instant::now();
             let c = connect("dev-1", false, 5);
             let mut out = Vec::new();
-            let mut session = Session::accept("dev-1".into(), &c, None, now, &mut out);
+            let mut session = Session::accept(thing_principal("dev-1"), &c, None, now, &mut out);
             let mut buf = BytesMut::from(&bytes[..]);
             // Decode until the bytes run out or are malformed, as the driver does.
             while let Ok(packet) = Packet::read(&mut buf, MAX_INCOMING_PACKET) {
