@@ -20,10 +20,11 @@ use rumqttc::mqttbytes::v4::{
     ConnAck, Connect, ConnectReturnCode, Packet, PubAck, Publish, SubAck, SubscribeReasonCode,
     UnsubAck,
 };
-use rumqttc::mqttbytes::{Protocol, QoS, matches};
+use rumqttc::mqttbytes::{QoS, matches};
 
 use crate::policy::{self, Route};
 
+pub mod connect_check;
 mod next_get;
 pub use next_get::{MAX_PENDING, PendingNextGets, UNANSWERED_AFTER};
 
@@ -131,14 +132,12 @@ impl SessionState {
     }
 }
 
-/// Finds who a CONNECT authenticates as, or the CONNACK code that refuses it.
+/// Finds who a CONNECT (already through [`connect_check::check_connect`]) authenticates as, or
+/// the CONNACK code that refuses it.
 pub fn principal_for_connect(
     connect: &Connect,
     identity: &Identity,
 ) -> Result<Principal, ConnectReturnCode> {
-    if connect.protocol != Protocol::V4 {
-        return Err(ConnectReturnCode::RefusedProtocolVersion);
-    }
     if !valid_client_id(&connect.client_id) {
         return Err(ConnectReturnCode::BadClientId);
     }

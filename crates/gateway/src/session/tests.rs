@@ -81,12 +81,6 @@ fn certificate_identity_wins_over_client_id_and_bad_client_ids_are_refused() {
             );
         }
     }
-    let mut v5 = connect("dev-1", true, 30);
-    v5.protocol = Protocol::V5;
-    assert_eq!(
-        principal_for_connect(&v5, &Identity::ClientId),
-        Err(ConnectReturnCode::RefusedProtocolVersion)
-    );
 }
 
 /// AWS takes any UTF-8 client id up to 128 characters: on the plain port one that is a valid
