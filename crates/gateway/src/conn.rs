@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use rumqttc::mqttbytes::v4::{ConnAck, Connect, Packet};
-use rumqttc::mqttbytes::{self, Error as MqttError};
+use rumqttc::mqttbytes::{self, Error as MqttError, QoS};
 use rumqttc::v5::mqttbytes::v5::{ConnAck as V5ConnAck, ConnectReturnCode as V5ConnectReturnCode};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -284,7 +284,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                 },
                 () = sleep_until(stall_at) => return End::WriteStalled,
                 message = next_broker_message(&mut self.link) => match message {
-                    Ok((topic, payload)) => session.handle_broker_message(&topic, payload, &mut self.actions),
+                    Ok((topic, payload, qos)) => session.handle_broker_message(&topic, payload, qos, &mut self.actions),
                     Err(e) => return End::Broker(e),
                 },
                 ctl = control.recv() => match ctl.map(|c| *c) {
@@ -327,9 +327,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                         tracing::debug!(topic = %publish.topic, "reserved topic not handled (no handler claims it)");
                     }
                 }
-                Action::BrokerPublish { topic, payload } => {
-                    self.link().await?.publish(topic, payload)?
-                }
+                Action::BrokerPublish {
+                    topic,
+                    payload,
+                    qos,
+                } => self.link().await?.publish(topic, payload, qos).await?,
                 Action::BrokerSubscribe(filter) => self.link().await?.subscribe(&filter)?,
                 Action::BrokerUnsubscribe(filter) => {
                     if let Some(link) = &mut self.link {
@@ -471,7 +473,7 @@ async fn close_link(link: BrokerLink) {
 
 async fn next_broker_message(
     link: &mut Option<BrokerLink>,
-) -> Result<(String, Bytes), BrokerError> {
+) -> Result<(String, Bytes, QoS), BrokerError> {
     match link {
         // Boxed: the link's receive future is ~2 KB, and inline it would sit in the state of
         // every connection task, also the many that never use the broker.

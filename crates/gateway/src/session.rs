@@ -74,6 +74,8 @@ pub enum Action {
         topic: String,
         /// Message payload.
         payload: Bytes,
+        /// The QoS it was published with: subscribers get at most this (MQTT 3.1.1 §3.8.4).
+        qos: QoS,
     },
     /// Subscribe the session's broker link to an ordinary filter.
     BrokerSubscribe(String),
@@ -170,9 +172,9 @@ pub struct Session {
     keep_alive: Option<Duration>,
     last_activity: Instant,
     state: SessionState,
-    /// Last will on an ordinary topic: published through the broker unless the device sends
-    /// DISCONNECT. Wills on `$` topics are ignored.
-    will: Option<(String, Bytes)>,
+    /// Last will on an ordinary topic (topic, message, QoS): published through the broker unless
+    /// the device sends DISCONNECT. Wills on `$` topics are ignored.
+    will: Option<(String, Bytes, QoS)>,
     closed: bool,
     /// This connection's `$next/get` requests still waiting for their answer.
     next_gets: PendingNextGets,
@@ -210,7 +212,13 @@ impl Session {
             .filter(|w| {
                 policy::classify_topic(principal.thing.as_deref(), &w.topic) == Ok(Route::Broker)
             })
-            .map(|w| (w.topic.clone(), w.message.clone()));
+            .map(|w| {
+                (
+                    w.topic.clone(),
+                    w.message.clone(),
+                    min_qos(w.qos, QoS::AtLeastOnce),
+                )
+            });
         Self {
             principal,
             clean_session: connect.clean_session,
@@ -321,6 +329,7 @@ impl Session {
             Route::Broker => out.push(Action::BrokerPublish {
                 topic: publish.topic,
                 payload: publish.payload,
+                qos: publish.qos,
             }),
         }
     }
@@ -363,11 +372,18 @@ impl Session {
         }
     }
 
-    /// Delivers a message the embedded broker forwarded to this session's link, at the highest QoS
-    /// among the matching subscriptions (dropped if none matches any more).
-    pub fn handle_broker_message(&mut self, topic: &str, payload: Bytes, out: &mut Vec<Action>) {
-        if let Some(qos) = self.granted_qos(Route::Broker, topic) {
-            self.deliver(topic, payload, qos, out);
+    /// Delivers a message the embedded broker forwarded to this session's link, published with
+    /// `published` QoS: at the lower of that and the highest QoS among the matching subscriptions
+    /// (MQTT 3.1.1 §3.8.4; dropped if none matches any more).
+    pub fn handle_broker_message(
+        &mut self,
+        topic: &str,
+        payload: Bytes,
+        published: QoS,
+        out: &mut Vec<Action>,
+    ) {
+        if let Some(granted) = self.granted_qos(Route::Broker, topic) {
+            self.deliver(topic, payload, min_qos(granted, published), out);
         }
     }
 
@@ -474,9 +490,13 @@ impl Session {
         }
         self.closed = true;
         if reason != CloseReason::ClientDisconnect
-            && let Some((topic, payload)) = self.will.take()
+            && let Some((topic, payload, qos)) = self.will.take()
         {
-            out.push(Action::BrokerPublish { topic, payload });
+            out.push(Action::BrokerPublish {
+                topic,
+                payload,
+                qos,
+            });
         }
         out.push(Action::Close(reason));
     }
@@ -490,6 +510,11 @@ impl Session {
     pub fn into_state(self) -> Option<SessionState> {
         (!self.clean_session).then_some(self.state)
     }
+}
+
+/// The lower of two QoS levels.
+fn min_qos(a: QoS, b: QoS) -> QoS {
+    if (a as u8) <= (b as u8) { a } else { b }
 }
 
 #[cfg(test)]

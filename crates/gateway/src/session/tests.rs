@@ -208,7 +208,8 @@ fn publishes_are_routed_by_policy_and_qos1_is_acknowledged() {
         out,
         vec![Action::BrokerPublish {
             topic: "fleet/x".into(),
-            payload: Bytes::from_static(b"hi")
+            payload: Bytes::from_static(b"hi"),
+            qos: QoS::AtMostOnce,
         }]
     );
 
@@ -258,7 +259,12 @@ fn broker_messages_use_the_granted_qos_and_pubacks_clear_inflight() {
         now,
     );
     let mut out = Vec::new();
-    s.handle_broker_message("fleet/a", Bytes::from_static(b"m1"), &mut out);
+    s.handle_broker_message(
+        "fleet/a",
+        Bytes::from_static(b"m1"),
+        QoS::AtLeastOnce,
+        &mut out,
+    );
     let Action::Send(Packet::Publish(p)) = &out[0] else {
         panic!("{out:?}")
     };
@@ -271,8 +277,33 @@ fn broker_messages_use_the_granted_qos_and_pubacks_clear_inflight() {
     assert!(s.state.inflight.is_empty());
 
     out.clear();
-    s.handle_broker_message("other/topic", Bytes::new(), &mut out);
+    s.handle_broker_message("other/topic", Bytes::new(), QoS::AtLeastOnce, &mut out);
     assert!(out.is_empty(), "no matching subscription");
+}
+
+/// MQTT 3.1.1 §3.8.4: a message goes out at the lower of its published QoS and the granted one.
+#[test]
+fn broker_messages_go_out_at_the_lower_of_published_and_granted_qos() {
+    let now = Instant::now();
+    let (mut s, _) = start("dev-1", true, None, now);
+    feed(
+        &mut s,
+        subscribe(1, &[("q1/#", QoS::AtLeastOnce), ("q0/#", QoS::AtMostOnce)]),
+        now,
+    );
+    for (topic, published, delivered) in [
+        ("q1/a", QoS::AtMostOnce, QoS::AtMostOnce),
+        ("q1/a", QoS::AtLeastOnce, QoS::AtLeastOnce),
+        ("q0/a", QoS::AtLeastOnce, QoS::AtMostOnce),
+        ("q0/a", QoS::AtMostOnce, QoS::AtMostOnce),
+    ] {
+        let mut out = Vec::new();
+        s.handle_broker_message(topic, Bytes::new(), published, &mut out);
+        let [Action::Send(Packet::Publish(p))] = &out[..] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(p.qos, delivered, "{topic} published at {published:?}");
+    }
 }
 
 #[test]
@@ -282,7 +313,7 @@ fn inflight_is_bounded_and_overflow_goes_out_at_qos0() {
     feed(&mut s, subscribe(1, &[("t", QoS::AtLeastOnce)]), now);
     let mut out = Vec::new();
     for _ in 0..=MAX_INFLIGHT {
-        s.handle_broker_message("t", Bytes::new(), &mut out);
+        s.handle_broker_message("t", Bytes::new(), QoS::AtLeastOnce, &mut out);
     }
     let qos1 = out
         .iter()
@@ -310,7 +341,12 @@ fn persistent_sessions_resume_subscriptions_and_resend_unacked_messages() {
         now,
     );
     let mut out = Vec::new();
-    s.handle_broker_message("fleet/a", Bytes::from_static(b"x"), &mut out);
+    s.handle_broker_message(
+        "fleet/a",
+        Bytes::from_static(b"x"),
+        QoS::AtLeastOnce,
+        &mut out,
+    );
     feed(&mut s, Packet::Disconnect, now);
     let state = s.into_state().expect("persistent");
 
@@ -413,7 +449,8 @@ fn the_last_will_is_published_unless_the_device_disconnects_cleanly() {
         vec![
             Action::BrokerPublish {
                 topic: "fleet/dev-1/status".into(),
-                payload: Bytes::from_static(b"gone")
+                payload: Bytes::from_static(b"gone"),
+                qos: QoS::AtMostOnce,
             },
             Action::Close(CloseReason::ConnectionLost),
         ]
@@ -605,7 +642,7 @@ mod garbage {
             // Decode until the bytes run out or are malformed, as the driver does.
             while let Ok(packet) = Packet::read(&mut buf, MAX_INCOMING_PACKET) {
                 session.handle_packet(packet, now, &mut out);
-                session.handle_broker_message("t/x", Bytes::from_static(b"m"), &mut out);
+                session.handle_broker_message("t/x", Bytes::from_static(b"m"), QoS::AtLeastOnce, &mut out);
             }
             session.handle_timeout(now + Duration::from_secs(60), &mut out);
             let closes = out.iter().filter(|a| matches!(a, Action::Close(_))).count();
