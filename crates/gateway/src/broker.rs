@@ -7,14 +7,21 @@
 //!
 //! Gotchas handled here (CRATES.md §1): the segment count is at least 2 (one segment silently drops
 //! messages), and a `Notification::Unschedule` must be answered with `wake()` or the link stalls.
+//! The router forwards every message at the QoS of the link's subscription, so the QoS a message
+//! was published with travels in a user property ([`PUBLISHED_QOS`]) that the link strips again.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
+use rumqttc::mqttbytes::QoS;
 use rumqttd::local::{LinkError, LinkRx, LinkTx};
-use rumqttd::protocol::{Disconnect, DisconnectReasonCode, Packet};
+use rumqttd::protocol::{Disconnect, DisconnectReasonCode, Packet, Publish, PublishProperties};
 use rumqttd::{Broker, Config, Notification};
+
+/// The user property that carries a message's published QoS 1 through the router (absent: QoS 0).
+/// Only the gateway sets it; [`BrokerLink::next`] removes it.
+pub const PUBLISHED_QOS: &str = "otastream-published-qos";
 
 /// Router sizing.
 #[derive(Debug, Clone, Copy)]
@@ -75,11 +82,12 @@ impl EmbeddedBroker {
         }
     }
 
-    /// Opens a local link for the session of `thing`. The handshake with the router is blocking,
-    /// so it runs on tokio's blocking pool.
-    pub async fn link(&self, thing: &str) -> Result<BrokerLink, BrokerError> {
+    /// Opens a local link for one session. The handshake with the router is blocking, so it runs
+    /// on tokio's blocking pool. The link is named by a counter only: the router mishandles link
+    /// names with a `/`, which MQTT client ids may contain.
+    pub async fn link(&self) -> Result<BrokerLink, BrokerError> {
         let n = self.next_link.fetch_add(1, Ordering::Relaxed);
-        let client_id = format!("otastream-gw-{n}-{thing}");
+        let client_id = format!("otastream-gw-{n}");
         let broker = Arc::clone(&self.broker);
         let (tx, rx) =
             tokio::task::spawn_blocking(move || broker.link(&client_id).map_err(BrokerError::from))
@@ -96,10 +104,23 @@ pub struct BrokerLink {
 }
 
 impl BrokerLink {
-    /// Publishes at QoS 0 (the router acknowledges on append, so QoS 1 would promise nothing more).
-    /// Blocks only while the router's bounded queue is full.
-    pub fn publish(&mut self, topic: String, payload: Bytes) -> Result<(), BrokerError> {
-        self.tx.publish(topic, payload)?;
+    /// Publishes a message published with `qos`. It enters the router at QoS 0 (the router
+    /// acknowledges on append, so QoS 1 would promise nothing more); `qos` travels in the
+    /// [`PUBLISHED_QOS`] property. Blocks only while the router's bounded queue is full.
+    pub async fn publish(
+        &mut self,
+        topic: String,
+        payload: Bytes,
+        qos: QoS,
+    ) -> Result<(), BrokerError> {
+        let publish = Publish::new(Bytes::from(topic), payload, false);
+        let properties = (qos != QoS::AtMostOnce).then(|| PublishProperties {
+            user_properties: vec![(PUBLISHED_QOS.to_owned(), "1".to_owned())],
+            ..PublishProperties::default()
+        });
+        // Boxed: the send future holds the packet, and inline it would sit in every connection
+        // task's state.
+        Box::pin(self.tx.send(Packet::Publish(publish, properties))).await?;
         Ok(())
     }
 
@@ -115,14 +136,22 @@ impl BrokerLink {
         Ok(())
     }
 
-    /// Waits for the next message forwarded to this link, as `(topic, payload)`. Answers
-    /// `Unschedule` with `wake` and skips acknowledgements. Cancel-safe.
-    pub async fn next(&mut self) -> Result<(String, Bytes), BrokerError> {
+    /// Waits for the next message forwarded to this link, as `(topic, payload, published QoS)`.
+    /// Answers `Unschedule` with `wake` and skips acknowledgements. Cancel-safe.
+    pub async fn next(&mut self) -> Result<(String, Bytes, QoS), BrokerError> {
         loop {
             match self.rx.next().await? {
                 Some(Notification::Forward(forward)) => {
                     let topic = String::from_utf8_lossy(&forward.publish.topic).into_owned();
-                    return Ok((topic, forward.publish.payload));
+                    let qos1 = forward
+                        .properties
+                        .is_some_and(|p| p.user_properties.iter().any(|(k, _)| k == PUBLISHED_QOS));
+                    let qos = if qos1 {
+                        QoS::AtLeastOnce
+                    } else {
+                        QoS::AtMostOnce
+                    };
+                    return Ok((topic, forward.publish.payload, qos));
                 }
                 Some(Notification::Unschedule) => self.rx.wake().await?,
                 Some(Notification::Disconnect(..)) => {

@@ -11,9 +11,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BytesMut};
-use rumqttc::mqttbytes::Error as MqttError;
-use rumqttc::mqttbytes::v4::{ConnAck, Packet};
+use bytes::{Buf, Bytes, BytesMut};
+use rumqttc::mqttbytes::v4::{ConnAck, Connect, Packet};
+use rumqttc::mqttbytes::{self, Error as MqttError, QoS};
+use rumqttc::v5::mqttbytes::v5::{ConnAck as V5ConnAck, ConnectReturnCode as V5ConnectReturnCode};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
@@ -21,6 +22,7 @@ use crate::broker::{BrokerError, BrokerLink, EmbeddedBroker};
 use crate::metrics::Metrics;
 use crate::registry::{Control, Registry, StoredSession};
 use crate::reserved::ReservedTopics;
+use crate::session::connect_check::{Refusal, RefusalAnswer, Version, check_connect};
 use crate::session::{self, Action, CloseReason, Identity, Session};
 use crate::wire::{MAX_INCOMING_PACKET, Outbound};
 use write::write_step;
@@ -78,10 +80,8 @@ enum End {
     Malformed(MqttError),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
-    #[error("first packet was not CONNECT")]
-    NoConnect,
-    #[error("CONNECT refused")]
-    Refused,
+    #[error("CONNECT refused: {0}")]
+    Refused(&'static str),
     #[error("timed out")]
     Timeout,
     #[error("device stopped reading")]
@@ -95,7 +95,7 @@ impl End {
         matches!(
             self,
             Self::Malformed(_)
-                | Self::NoConnect
+                | Self::Refused(_)
                 | Self::WriteStalled
                 | Self::Session(
                     CloseReason::KeepAliveExpired
@@ -175,30 +175,28 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
 
     async fn serve(&mut self, identity: Identity, listener: &'static str) -> End {
         let connect_timeout = self.shared.cfg.connect_timeout;
-        let connect = match tokio::time::timeout(connect_timeout, self.read_packet()).await {
+        let connect = match tokio::time::timeout(connect_timeout, self.read_connect()).await {
             Err(_) => return End::Timeout,
             Ok(Err(end)) => return end,
-            Ok(Ok(Packet::Connect(connect))) => connect,
-            Ok(Ok(_)) => return End::NoConnect,
+            Ok(Ok(connect)) => connect,
         };
-        let thing = match session::thing_for_connect(&connect, &identity) {
-            Ok(thing) => thing,
+        let principal = match session::principal_for_connect(&connect, &identity) {
+            Ok(principal) => principal,
             Err(code) => {
-                // Best effort: the connection is closed right after either way.
-                let _ = self.pending.push_packet(
-                    &Packet::ConnAck(ConnAck::new(code, false)),
-                    &mut self.scratch,
-                );
-                let _ = self.write_all_pending().await;
-                return End::Refused;
+                return self
+                    .refuse(Refusal {
+                        answer: RefusalAnswer::V4(code),
+                        why: "client id refused",
+                    })
+                    .await;
             }
         };
         let id = self.shared.next_connection.fetch_add(1, Ordering::Relaxed);
         let (control_tx, mut control) = mpsc::channel(64);
-        let (stored, expired) = self
-            .shared
-            .registry
-            .attach(&thing, id, control_tx, Instant::now());
+        let (stored, expired) =
+            self.shared
+                .registry
+                .attach(principal.session_key(), id, control_tx, Instant::now());
         release(expired).await;
         let (state, link) = match stored {
             Some(StoredSession { state, link }) => (Some(state), link),
@@ -211,8 +209,13 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
         } else {
             self.link = link;
         }
-        let mut session =
-            Session::accept(thing, &connect, state, Instant::now(), &mut self.actions);
+        let mut session = Session::accept(
+            principal,
+            &connect,
+            state,
+            Instant::now(),
+            &mut self.actions,
+        );
         self.shared.metrics.connection_opened(listener);
         let end = self.session_loop(&mut session, &mut control).await;
         if !session.is_closed() {
@@ -222,17 +225,12 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
         }
         self.shared.metrics.connection_closed();
 
-        let thing = session.thing().to_owned();
+        let key = session.principal().session_key().to_owned();
         let kept = session.into_state().map(|state| StoredSession {
             state,
             link: self.link.take(),
         });
-        release(
-            self.shared
-                .registry
-                .detach(&thing, id, kept, Instant::now()),
-        )
-        .await;
+        release(self.shared.registry.detach(&key, id, kept, Instant::now())).await;
         if let Some(link) = self.link.take() {
             close_link(link).await;
         }
@@ -286,7 +284,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                 },
                 () = sleep_until(stall_at) => return End::WriteStalled,
                 message = next_broker_message(&mut self.link) => match message {
-                    Ok((topic, payload)) => session.handle_broker_message(&topic, payload, &mut self.actions),
+                    Ok((topic, payload, qos)) => session.handle_broker_message(&topic, payload, qos, &mut self.actions),
                     Err(e) => return End::Broker(e),
                 },
                 ctl = control.recv() => match ctl.map(|c| *c) {
@@ -315,8 +313,12 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                         .map_err(End::Malformed)?;
                 }
                 Action::Reserved(publish) => {
+                    // The session routes only its own thing's topics here.
+                    let Some(thing) = session.thing() else {
+                        continue;
+                    };
                     let claimed = self.shared.reserved.dispatch(
-                        session.thing(),
+                        thing,
                         &publish,
                         &mut self.scratch,
                         &mut self.pending,
@@ -325,12 +327,12 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                         tracing::debug!(topic = %publish.topic, "reserved topic not handled (no handler claims it)");
                     }
                 }
-                Action::BrokerPublish { topic, payload } => {
-                    self.link(session.thing()).await?.publish(topic, payload)?
-                }
-                Action::BrokerSubscribe(filter) => {
-                    self.link(session.thing()).await?.subscribe(&filter)?
-                }
+                Action::BrokerPublish {
+                    topic,
+                    payload,
+                    qos,
+                } => self.link().await?.publish(topic, payload, qos).await?,
+                Action::BrokerSubscribe(filter) => self.link().await?.subscribe(&filter)?,
                 Action::BrokerUnsubscribe(filter) => {
                     if let Some(link) = &mut self.link {
                         link.unsubscribe(&filter)?;
@@ -348,9 +350,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
     }
 
     /// The session's broker link, created on first use.
-    async fn link(&mut self, thing: &str) -> Result<&mut BrokerLink, End> {
+    async fn link(&mut self) -> Result<&mut BrokerLink, End> {
         if self.link.is_none() {
-            self.link = Some(self.shared.broker.link(thing).await?);
+            self.link = Some(self.shared.broker.link().await?);
         }
         Ok(self.link.as_mut().expect("invariant: link was just set"))
     }
@@ -380,7 +382,69 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
         }
     }
 
+    /// Reads the first packet, which must be a CONNECT passing [`check_connect`].
+    async fn read_connect(&mut self) -> Result<Connect, End> {
+        loop {
+            match mqttbytes::check(self.rbuf.iter(), MAX_INCOMING_PACKET) {
+                Ok(header) => {
+                    let frame = &self.rbuf[..header.frame_length()];
+                    return match check_connect(frame) {
+                        Ok(Version::V4) => match self.parse_packet()? {
+                            Some(Packet::Connect(connect)) => Ok(connect),
+                            _ => Err(End::Refused("first packet was not CONNECT")),
+                        },
+                        Ok(Version::V5) => Err(self
+                            .refuse(Refusal {
+                                answer: RefusalAnswer::V5(
+                                    V5ConnectReturnCode::UnsupportedProtocolVersion,
+                                ),
+                                why: "MQTT 5 is not spoken yet",
+                            })
+                            .await),
+                        Err(refusal) => Err(self.refuse(refusal).await),
+                    };
+                }
+                // A first byte that is not CONNECT is refused without waiting for the rest.
+                Err(MqttError::InsufficientBytes(_))
+                    if self.rbuf.first().is_none_or(|b| *b == 0x10) => {}
+                Err(MqttError::InsufficientBytes(_)) => {
+                    return Err(End::Refused("first packet was not CONNECT"));
+                }
+                Err(e) => return Err(End::Malformed(e)),
+            }
+            self.reserve_read_buffer();
+            if self.reader.read_buf(&mut self.rbuf).await? == 0 {
+                return Err(End::Eof);
+            }
+        }
+    }
+
+    /// Tells the client why its CONNECT is refused (best effort: the connection is closed right
+    /// after either way).
+    async fn refuse(&mut self, refusal: Refusal) -> End {
+        match refusal.answer {
+            RefusalAnswer::Close => {}
+            RefusalAnswer::V4(code) => {
+                let answer = Packet::ConnAck(ConnAck::new(code, false));
+                let _ = self.pending.push_packet(&answer, &mut self.scratch);
+            }
+            RefusalAnswer::V5(code) => {
+                let answer = V5ConnAck {
+                    session_present: false,
+                    code,
+                    properties: None,
+                };
+                if answer.write(&mut self.scratch).is_ok() {
+                    self.pending.push(self.scratch.split().freeze());
+                }
+            }
+        }
+        let _ = self.write_all_pending().await;
+        End::Refused(refusal.why)
+    }
+
     /// Reads until one complete packet is buffered.
+    #[cfg(test)]
     async fn read_packet(&mut self) -> Result<Packet, End> {
         loop {
             if let Some(packet) = self.parse_packet()? {
@@ -409,7 +473,7 @@ async fn close_link(link: BrokerLink) {
 
 async fn next_broker_message(
     link: &mut Option<BrokerLink>,
-) -> Result<(String, bytes::Bytes), BrokerError> {
+) -> Result<(String, Bytes, QoS), BrokerError> {
     match link {
         // Boxed: the link's receive future is ~2 KB, and inline it would sit in the state of
         // every connection task, also the many that never use the broker.

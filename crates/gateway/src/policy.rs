@@ -2,7 +2,8 @@
 //!
 //! A session authenticated as thing `T` may publish and subscribe under `$aws/things/T/...` (answered
 //! in-process), may use any ordinary topic (routed through the embedded broker), and may use no other
-//! `$`-prefixed topic. MQTT-4.7.2-1 says filters starting with a wildcard never match `$` topics, so an
+//! `$`-prefixed topic. A session acting for no thing (an application client on the plain port whose
+//! client id is not a thing name) may use ordinary topics only. MQTT-4.7.2-1 says filters starting with a wildcard never match `$` topics, so an
 //! ordinary filter such as `#` cannot leak another thing's reserved messages.
 
 use rumqttc::mqttbytes::{valid_filter, valid_topic};
@@ -32,27 +33,28 @@ pub fn reserved_prefix(thing: &str) -> String {
     format!("$aws/things/{thing}/")
 }
 
-/// Classifies a PUBLISH topic name sent by `thing`.
-pub fn classify_topic(thing: &str, topic: &str) -> Result<Route, PolicyError> {
+/// Classifies a PUBLISH topic name sent by a session acting for `thing` (None: for no thing).
+pub fn classify_topic(thing: Option<&str>, topic: &str) -> Result<Route, PolicyError> {
     if !valid_topic(topic) {
         return Err(PolicyError::Malformed);
     }
     classify(thing, topic)
 }
 
-/// Classifies a SUBSCRIBE/UNSUBSCRIBE filter sent by `thing`.
-pub fn classify_filter(thing: &str, filter: &str) -> Result<Route, PolicyError> {
+/// Classifies a SUBSCRIBE/UNSUBSCRIBE filter sent by a session acting for `thing` (None: for no
+/// thing).
+pub fn classify_filter(thing: Option<&str>, filter: &str) -> Result<Route, PolicyError> {
     if !valid_filter(filter) {
         return Err(PolicyError::Malformed);
     }
     classify(thing, filter)
 }
 
-fn classify(thing: &str, name: &str) -> Result<Route, PolicyError> {
+fn classify(thing: Option<&str>, name: &str) -> Result<Route, PolicyError> {
     if !name.starts_with('$') {
         return Ok(Route::Broker);
     }
-    match own_reserved_suffix(thing, name) {
+    match thing.and_then(|thing| own_reserved_suffix(thing, name)) {
         Some(rest) if !rest.is_empty() => Ok(Route::Reserved),
         _ => Err(PolicyError::Forbidden),
     }
@@ -90,11 +92,11 @@ mod tests {
     #[test]
     fn own_reserved_topics_are_reserved() {
         assert_eq!(
-            classify_topic("dev1", "$aws/things/dev1/streams/s1/get/cbor"),
+            classify_topic(Some("dev1"), "$aws/things/dev1/streams/s1/get/cbor"),
             Ok(Route::Reserved)
         );
         assert_eq!(
-            classify_filter("dev1", "$aws/things/dev1/jobs/#"),
+            classify_filter(Some("dev1"), "$aws/things/dev1/jobs/#"),
             Ok(Route::Reserved)
         );
     }
@@ -111,27 +113,44 @@ mod tests {
             "$aws/rules/r1",
         ] {
             assert_eq!(
-                classify_filter("dev1", name),
+                classify_filter(Some("dev1"), name),
                 Err(PolicyError::Forbidden),
                 "{name}"
             );
         }
         assert_eq!(
-            classify_topic("dev1", "$aws/things/dev2/jobs/get"),
+            classify_topic(Some("dev1"), "$aws/things/dev2/jobs/get"),
             Err(PolicyError::Forbidden)
         );
     }
 
     #[test]
+    fn a_session_for_no_thing_may_use_ordinary_topics_only() {
+        assert_eq!(classify_topic(None, "fleet/a b"), Ok(Route::Broker));
+        assert_eq!(classify_filter(None, "#"), Ok(Route::Broker));
+        for name in [
+            "$aws/things/a b/jobs/get",
+            "$aws/things//jobs/get",
+            "$SYS/x",
+        ] {
+            assert_eq!(
+                classify_topic(None, name),
+                Err(PolicyError::Forbidden),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
     fn ordinary_topics_go_to_the_broker_and_wildcards_are_checked() {
-        assert_eq!(classify_topic("dev1", "fleet/a/b"), Ok(Route::Broker));
-        assert_eq!(classify_filter("dev1", "#"), Ok(Route::Broker));
+        assert_eq!(classify_topic(Some("dev1"), "fleet/a/b"), Ok(Route::Broker));
+        assert_eq!(classify_filter(Some("dev1"), "#"), Ok(Route::Broker));
         assert_eq!(
-            classify_topic("dev1", "fleet/+"),
+            classify_topic(Some("dev1"), "fleet/+"),
             Err(PolicyError::Malformed)
         );
         assert_eq!(
-            classify_filter("dev1", "fleet/#/x"),
+            classify_filter(Some("dev1"), "fleet/#/x"),
             Err(PolicyError::Malformed)
         );
     }

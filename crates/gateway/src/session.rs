@@ -1,8 +1,9 @@
 //! The sans-IO MQTT 3.1.1 session: decoded packets and `now` in, [`Action`]s out.
 //!
 //! Calling order for a driver:
-//! 1. read the first packet; it must be CONNECT. Call [`thing_for_connect`] to learn the thing name,
-//!    look up a stored [`SessionState`] for it, then [`Session::accept`], which answers with CONNACK
+//! 1. read the first packet; it must be CONNECT. Call [`principal_for_connect`] to learn who it is,
+//!    look up a stored [`SessionState`] under its [`Principal::session_key`], then
+//!    [`Session::accept`], which answers with CONNACK
 //!    (and re-sends unacknowledged QoS 1 messages of a resumed session).
 //! 2. for every further packet call [`Session::handle_packet`]; for every message the embedded broker
 //!    forwards call [`Session::handle_broker_message`].
@@ -19,10 +20,11 @@ use rumqttc::mqttbytes::v4::{
     ConnAck, Connect, ConnectReturnCode, Packet, PubAck, Publish, SubAck, SubscribeReasonCode,
     UnsubAck,
 };
-use rumqttc::mqttbytes::{Protocol, QoS, matches};
+use rumqttc::mqttbytes::{QoS, matches};
 
 use crate::policy::{self, Route};
 
+pub mod connect_check;
 mod next_get;
 pub use next_get::{MAX_PENDING, PendingNextGets, UNANSWERED_AFTER};
 
@@ -34,8 +36,29 @@ pub const MAX_INFLIGHT: usize = 100;
 pub enum Identity {
     /// TLS client certificate: the thing name is the certificate's CN.
     Certificate(String),
-    /// Plain TCP (development): the MQTT client id is the thing name.
+    /// Plain TCP (development): the MQTT client id is the thing name when it is a valid one;
+    /// any other client id connects an application client that acts for no thing.
     ClientId,
+}
+
+/// Who a connection is, as decided at CONNECT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The MQTT client id.
+    pub client_id: String,
+    /// The thing the connection acts for: the certificate's CN on TLS; on the plain port the
+    /// client id when it is a valid thing name, else None: an unauthenticated application client
+    /// that may use ordinary topics only (no `$aws/things/...` topic at all).
+    pub thing: Option<String>,
+}
+
+impl Principal {
+    /// The key under which the registry tracks the session (takeover, persistent state): the thing
+    /// name, or for an application client its client id. Such a client id is never a valid thing
+    /// name, so the two kinds never collide.
+    pub fn session_key(&self) -> &str {
+        self.thing.as_deref().unwrap_or(&self.client_id)
+    }
 }
 
 /// What the driver must do after feeding the session.
@@ -51,6 +74,8 @@ pub enum Action {
         topic: String,
         /// Message payload.
         payload: Bytes,
+        /// The QoS it was published with: subscribers get at most this (MQTT 3.1.1 §3.8.4).
+        qos: QoS,
     },
     /// Subscribe the session's broker link to an ordinary filter.
     BrokerSubscribe(String),
@@ -109,56 +134,59 @@ impl SessionState {
     }
 }
 
-/// Finds the thing name a CONNECT authenticates as, or the CONNACK code that refuses it.
-pub fn thing_for_connect(
+/// Finds who a CONNECT (already through [`connect_check::check_connect`]) authenticates as, or
+/// the CONNACK code that refuses it.
+pub fn principal_for_connect(
     connect: &Connect,
     identity: &Identity,
-) -> Result<String, ConnectReturnCode> {
-    if connect.protocol != Protocol::V4 {
-        return Err(ConnectReturnCode::RefusedProtocolVersion);
+) -> Result<Principal, ConnectReturnCode> {
+    if !valid_client_id(&connect.client_id) {
+        return Err(ConnectReturnCode::BadClientId);
     }
     let thing = match identity {
-        Identity::Certificate(cn) => cn.as_str(),
-        Identity::ClientId => connect.client_id.as_str(),
+        Identity::Certificate(cn) => Some(cn.clone()),
+        Identity::ClientId => {
+            valid_thing_name(&connect.client_id).then(|| connect.client_id.clone())
+        }
     };
-    if valid_thing_name(thing) {
-        Ok(thing.to_owned())
-    } else {
-        Err(ConnectReturnCode::BadClientId)
-    }
+    Ok(Principal {
+        client_id: connect.client_id.clone(),
+        thing,
+    })
 }
 
-/// AWS IoT thing names: 1–128 characters of `[a-zA-Z0-9:_-]`.
-pub fn valid_thing_name(name: &str) -> bool {
-    (1..=128).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'-'))
+/// AWS IoT client ids: 1–128 characters of UTF-8 (spaces and `/` included), not starting with
+/// `$`, and without U+0000 (MQTT-1.5.3-2). An empty client id is refused, as the server assigns
+/// none.
+pub fn valid_client_id(id: &str) -> bool {
+    !id.starts_with('$') && !id.contains('\0') && (1..=128).contains(&id.chars().count())
 }
+
+pub use otastream_chunker::topic::valid_thing_name;
 
 /// One device's MQTT session.
 #[derive(Debug)]
 pub struct Session {
-    thing: String,
+    principal: Principal,
     clean_session: bool,
     keep_alive: Option<Duration>,
     last_activity: Instant,
     state: SessionState,
-    /// Last will on an ordinary topic: published through the broker unless the device sends
-    /// DISCONNECT. Wills on `$` topics are ignored.
-    will: Option<(String, Bytes)>,
+    /// Last will on an ordinary topic (topic, message, QoS): published through the broker unless
+    /// the device sends DISCONNECT. Wills on `$` topics are ignored.
+    will: Option<(String, Bytes, QoS)>,
     closed: bool,
     /// This connection's `$next/get` requests still waiting for their answer.
     next_gets: PendingNextGets,
 }
 
 impl Session {
-    /// Accepts a CONNECT for `thing` (from [`thing_for_connect`]), resuming `stored` unless the
+    /// Accepts a CONNECT for `principal` (from [`principal_for_connect`]), resuming `stored` unless the
     /// device asked for a clean session. Pushes the CONNACK and any re-sent QoS 1 messages to `out`.
     /// A resumed session's broker subscriptions live on in the broker link kept with its state, so
     /// they are not subscribed again.
     pub fn accept(
-        thing: String,
+        principal: Principal,
         connect: &Connect,
         stored: Option<SessionState>,
         now: Instant,
@@ -181,10 +209,18 @@ impl Session {
         let will = connect
             .last_will
             .as_ref()
-            .filter(|w| policy::classify_topic(&thing, &w.topic) == Ok(Route::Broker))
-            .map(|w| (w.topic.clone(), w.message.clone()));
+            .filter(|w| {
+                policy::classify_topic(principal.thing.as_deref(), &w.topic) == Ok(Route::Broker)
+            })
+            .map(|w| {
+                (
+                    w.topic.clone(),
+                    w.message.clone(),
+                    min_qos(w.qos, QoS::AtLeastOnce),
+                )
+            });
         Self {
-            thing,
+            principal,
             clean_session: connect.clean_session,
             keep_alive,
             last_activity: now,
@@ -195,9 +231,14 @@ impl Session {
         }
     }
 
-    /// The thing this session is authenticated as.
-    pub fn thing(&self) -> &str {
-        &self.thing
+    /// The thing this session acts for (None: an application client).
+    pub fn thing(&self) -> Option<&str> {
+        self.principal.thing.as_deref()
+    }
+
+    /// Who this session is.
+    pub fn principal(&self) -> &Principal {
+        &self.principal
     }
 
     /// Whether the device asked for a clean session.
@@ -259,7 +300,7 @@ impl Session {
     }
 
     fn handle_publish(&mut self, publish: Publish, now: Instant, out: &mut Vec<Action>) {
-        let route = match policy::classify_topic(&self.thing, &publish.topic) {
+        let route = match policy::classify_topic(self.thing(), &publish.topic) {
             Ok(route) => route,
             Err(policy::PolicyError::Malformed) => {
                 return self.close(CloseReason::ProtocolViolation("malformed topic name"), out);
@@ -280,9 +321,7 @@ impl Session {
         }
         match route {
             Route::Reserved => {
-                if policy::own_reserved_suffix(&self.thing, &publish.topic)
-                    == Some(PendingNextGets::REQUEST)
-                {
+                if self.own_reserved_suffix(&publish.topic) == Some(PendingNextGets::REQUEST) {
                     self.next_gets.sent(now);
                 }
                 out.push(Action::Reserved(publish));
@@ -290,6 +329,7 @@ impl Session {
             Route::Broker => out.push(Action::BrokerPublish {
                 topic: publish.topic,
                 payload: publish.payload,
+                qos: publish.qos,
             }),
         }
     }
@@ -300,7 +340,7 @@ impl Session {
         qos: QoS,
         out: &mut Vec<Action>,
     ) -> SubscribeReasonCode {
-        let Ok(route) = policy::classify_filter(&self.thing, &filter) else {
+        let Ok(route) = policy::classify_filter(self.thing(), &filter) else {
             return SubscribeReasonCode::Failure;
         };
         // AWS IoT grants at most QoS 1.
@@ -332,11 +372,18 @@ impl Session {
         }
     }
 
-    /// Delivers a message the embedded broker forwarded to this session's link, at the highest QoS
-    /// among the matching subscriptions (dropped if none matches any more).
-    pub fn handle_broker_message(&mut self, topic: &str, payload: Bytes, out: &mut Vec<Action>) {
-        if let Some(qos) = self.granted_qos(Route::Broker, topic) {
-            self.deliver(topic, payload, qos, out);
+    /// Delivers a message the embedded broker forwarded to this session's link, published with
+    /// `published` QoS: at the lower of that and the highest QoS among the matching subscriptions
+    /// (MQTT 3.1.1 §3.8.4; dropped if none matches any more).
+    pub fn handle_broker_message(
+        &mut self,
+        topic: &str,
+        payload: Bytes,
+        published: QoS,
+        out: &mut Vec<Action>,
+    ) {
+        if let Some(granted) = self.granted_qos(Route::Broker, topic) {
+            self.deliver(topic, payload, min_qos(granted, published), out);
         }
     }
 
@@ -351,7 +398,7 @@ impl Session {
         now: Instant,
         out: &mut Vec<Action>,
     ) -> bool {
-        if policy::own_reserved_suffix(&self.thing, topic) == Some("jobs/notify-next")
+        if self.own_reserved_suffix(topic) == Some("jobs/notify-next")
             && self.next_gets.withhold_notify_next(now)
         {
             return false;
@@ -367,7 +414,7 @@ impl Session {
     /// `$next/get/accepted`), subscribed or not, as AWS does: at the granted QoS if the device
     /// subscribed, else at QoS 0.
     pub fn handle_reply(&mut self, topic: &str, payload: Bytes, out: &mut Vec<Action>) {
-        if let Some(answer) = policy::own_reserved_suffix(&self.thing, topic)
+        if let Some(answer) = self.own_reserved_suffix(topic)
             && answer
                 .strip_prefix(PendingNextGets::REQUEST)
                 .is_some_and(|r| r == "/accepted" || r == "/rejected")
@@ -378,6 +425,12 @@ impl Session {
             .granted_qos(Route::Reserved, topic)
             .unwrap_or(QoS::AtMostOnce);
         self.deliver(topic, payload, qos, out);
+    }
+
+    /// The part of `topic` after this session's own `$aws/things/<thing>/` (None for an
+    /// application client).
+    fn own_reserved_suffix<'t>(&self, topic: &'t str) -> Option<&'t str> {
+        policy::own_reserved_suffix(self.thing()?, topic)
     }
 
     /// The highest QoS among this session's `route` subscriptions that match `topic`.
@@ -437,9 +490,13 @@ impl Session {
         }
         self.closed = true;
         if reason != CloseReason::ClientDisconnect
-            && let Some((topic, payload)) = self.will.take()
+            && let Some((topic, payload, qos)) = self.will.take()
         {
-            out.push(Action::BrokerPublish { topic, payload });
+            out.push(Action::BrokerPublish {
+                topic,
+                payload,
+                qos,
+            });
         }
         out.push(Action::Close(reason));
     }
@@ -453,6 +510,11 @@ impl Session {
     pub fn into_state(self) -> Option<SessionState> {
         (!self.clean_session).then_some(self.state)
     }
+}
+
+/// The lower of two QoS levels.
+fn min_qos(a: QoS, b: QoS) -> QoS {
+    if (a as u8) <= (b as u8) { a } else { b }
 }
 
 #[cfg(test)]

@@ -31,11 +31,7 @@ async fn the_read_buffer_grows_for_large_packets_and_shrinks_when_drained() {
     let (reader, writer) = tokio::io::split(stream);
     let mut conn = Connection::new(shared(), reader, writer);
     let mut wire = BytesMut::new();
-    let big = rumqttc::mqttbytes::v4::Publish::new(
-        "a/b",
-        rumqttc::mqttbytes::QoS::AtMostOnce,
-        vec![7u8; 100_000],
-    );
+    let big = mqttbytes::v4::Publish::new("a/b", QoS::AtMostOnce, vec![7u8; 100_000]);
     Packet::Publish(big)
         .write(&mut wire, 1 << 20)
         .expect("encode");

@@ -18,9 +18,9 @@ fn start(
     now: Instant,
 ) -> (Session, Vec<Action>) {
     let c = connect(client_id, clean, 30);
-    let thing = thing_for_connect(&c, &Identity::ClientId).expect("valid thing");
+    let principal = principal_for_connect(&c, &Identity::ClientId).expect("valid client id");
     let mut out = Vec::new();
-    let session = Session::accept(thing, &c, stored, now, &mut out);
+    let session = Session::accept(principal, &c, stored, now, &mut out);
     (session, out)
 }
 
@@ -43,7 +43,7 @@ fn feed(session: &mut Session, packet: Packet, now: Instant) -> Vec<Action> {
 #[test]
 fn connect_answers_connack_and_takes_the_client_id_as_thing() {
     let (session, out) = start("dev-1", true, None, Instant::now());
-    assert_eq!(session.thing(), "dev-1");
+    assert_eq!(session.thing(), Some("dev-1"));
     assert_eq!(
         out,
         vec![Action::Send(Packet::ConnAck(ConnAck::new(
@@ -53,27 +53,94 @@ fn connect_answers_connack_and_takes_the_client_id_as_thing() {
     );
 }
 
-#[test]
-fn certificate_identity_wins_over_client_id_and_bad_names_are_refused() {
-    let c = connect("anything", true, 30);
-    assert_eq!(
-        thing_for_connect(&c, &Identity::Certificate("dev-9".into())),
-        Ok("dev-9".into())
-    );
-    for bad in ["", "a/b", "dev+1", "#"] {
-        let c = connect(bad, true, 30);
-        assert_eq!(
-            thing_for_connect(&c, &Identity::ClientId),
-            Err(ConnectReturnCode::BadClientId),
-            "{bad}"
-        );
+fn thing_principal(thing: &str) -> Principal {
+    Principal {
+        client_id: thing.into(),
+        thing: Some(thing.into()),
     }
-    let mut v5 = connect("dev-1", true, 30);
-    v5.protocol = Protocol::V5;
+}
+
+#[test]
+fn certificate_identity_wins_over_client_id_and_bad_client_ids_are_refused() {
+    let c = connect("any client / id", true, 30);
     assert_eq!(
-        thing_for_connect(&v5, &Identity::ClientId),
-        Err(ConnectReturnCode::RefusedProtocolVersion)
+        principal_for_connect(&c, &Identity::Certificate("dev-9".into())),
+        Ok(Principal {
+            client_id: "any client / id".into(),
+            thing: Some("dev-9".into())
+        })
     );
+    let too_long = "é".repeat(129);
+    for bad in ["", "$aws", "nul\0char", too_long.as_str()] {
+        let c = connect(bad, true, 30);
+        for identity in [Identity::ClientId, Identity::Certificate("dev-9".into())] {
+            assert_eq!(
+                principal_for_connect(&c, &identity),
+                Err(ConnectReturnCode::BadClientId),
+                "{bad:?}"
+            );
+        }
+    }
+}
+
+/// AWS takes any UTF-8 client id up to 128 characters: on the plain port one that is a valid
+/// thing name acts for that thing, any other connects an application client for no thing.
+#[test]
+fn plain_port_client_ids_that_are_not_thing_names_connect_application_clients() {
+    let at_limit = "é".repeat(128);
+    for id in ["clean retained", "a/b", "dev+1", "#", at_limit.as_str()] {
+        let c = connect(id, true, 30);
+        let principal = principal_for_connect(&c, &Identity::ClientId).expect(id);
+        assert_eq!(principal.thing, None, "{id}");
+        assert_eq!(principal.session_key(), id);
+    }
+    let now = Instant::now();
+    let c = connect("clean retained", true, 30);
+    let principal = principal_for_connect(&c, &Identity::ClientId).expect("valid");
+    let mut out = Vec::new();
+    let mut s = Session::accept(principal, &c, None, now, &mut out);
+    assert!(matches!(&out[..], [Action::Send(Packet::ConnAck(_))]));
+    let out = feed(
+        &mut s,
+        subscribe(
+            1,
+            &[
+                ("clean/retained", QoS::AtLeastOnce),
+                (
+                    "$aws/things/clean retained/jobs/notify-next",
+                    QoS::AtMostOnce,
+                ),
+            ],
+        ),
+        now,
+    );
+    assert_eq!(
+        out,
+        vec![
+            Action::BrokerSubscribe("clean/retained".into()),
+            Action::Send(Packet::SubAck(SubAck::new(
+                1,
+                vec![
+                    SubscribeReasonCode::Success(QoS::AtLeastOnce),
+                    SubscribeReasonCode::Failure
+                ]
+            ))),
+        ]
+    );
+    // Reserved topics of any thing are forbidden: the publish closes the connection.
+    let out = feed(
+        &mut s,
+        Packet::Publish(Publish::new(
+            "$aws/things/clean retained/jobs/get",
+            QoS::AtMostOnce,
+            b"{}".to_vec(),
+        )),
+        now,
+    );
+    assert!(matches!(
+        out.last(),
+        Some(Action::Close(CloseReason::PolicyViolation(_)))
+    ));
 }
 
 #[test]
@@ -141,7 +208,8 @@ fn publishes_are_routed_by_policy_and_qos1_is_acknowledged() {
         out,
         vec![Action::BrokerPublish {
             topic: "fleet/x".into(),
-            payload: Bytes::from_static(b"hi")
+            payload: Bytes::from_static(b"hi"),
+            qos: QoS::AtMostOnce,
         }]
     );
 
@@ -191,7 +259,12 @@ fn broker_messages_use_the_granted_qos_and_pubacks_clear_inflight() {
         now,
     );
     let mut out = Vec::new();
-    s.handle_broker_message("fleet/a", Bytes::from_static(b"m1"), &mut out);
+    s.handle_broker_message(
+        "fleet/a",
+        Bytes::from_static(b"m1"),
+        QoS::AtLeastOnce,
+        &mut out,
+    );
     let Action::Send(Packet::Publish(p)) = &out[0] else {
         panic!("{out:?}")
     };
@@ -204,8 +277,33 @@ fn broker_messages_use_the_granted_qos_and_pubacks_clear_inflight() {
     assert!(s.state.inflight.is_empty());
 
     out.clear();
-    s.handle_broker_message("other/topic", Bytes::new(), &mut out);
+    s.handle_broker_message("other/topic", Bytes::new(), QoS::AtLeastOnce, &mut out);
     assert!(out.is_empty(), "no matching subscription");
+}
+
+/// MQTT 3.1.1 §3.8.4: a message goes out at the lower of its published QoS and the granted one.
+#[test]
+fn broker_messages_go_out_at_the_lower_of_published_and_granted_qos() {
+    let now = Instant::now();
+    let (mut s, _) = start("dev-1", true, None, now);
+    feed(
+        &mut s,
+        subscribe(1, &[("q1/#", QoS::AtLeastOnce), ("q0/#", QoS::AtMostOnce)]),
+        now,
+    );
+    for (topic, published, delivered) in [
+        ("q1/a", QoS::AtMostOnce, QoS::AtMostOnce),
+        ("q1/a", QoS::AtLeastOnce, QoS::AtLeastOnce),
+        ("q0/a", QoS::AtLeastOnce, QoS::AtMostOnce),
+        ("q0/a", QoS::AtMostOnce, QoS::AtMostOnce),
+    ] {
+        let mut out = Vec::new();
+        s.handle_broker_message(topic, Bytes::new(), published, &mut out);
+        let [Action::Send(Packet::Publish(p))] = &out[..] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(p.qos, delivered, "{topic} published at {published:?}");
+    }
 }
 
 #[test]
@@ -215,7 +313,7 @@ fn inflight_is_bounded_and_overflow_goes_out_at_qos0() {
     feed(&mut s, subscribe(1, &[("t", QoS::AtLeastOnce)]), now);
     let mut out = Vec::new();
     for _ in 0..=MAX_INFLIGHT {
-        s.handle_broker_message("t", Bytes::new(), &mut out);
+        s.handle_broker_message("t", Bytes::new(), QoS::AtLeastOnce, &mut out);
     }
     let qos1 = out
         .iter()
@@ -243,7 +341,12 @@ fn persistent_sessions_resume_subscriptions_and_resend_unacked_messages() {
         now,
     );
     let mut out = Vec::new();
-    s.handle_broker_message("fleet/a", Bytes::from_static(b"x"), &mut out);
+    s.handle_broker_message(
+        "fleet/a",
+        Bytes::from_static(b"x"),
+        QoS::AtLeastOnce,
+        &mut out,
+    );
     feed(&mut s, Packet::Disconnect, now);
     let state = s.into_state().expect("persistent");
 
@@ -334,7 +437,7 @@ fn the_last_will_is_published_unless_the_device_disconnects_cleanly() {
         ));
         let mut out = Vec::new();
         (
-            Session::accept("dev-1".into(), &c, None, now, &mut out),
+            Session::accept(thing_principal("dev-1"), &c, None, now, &mut out),
             out,
         )
     };
@@ -346,7 +449,8 @@ fn the_last_will_is_published_unless_the_device_disconnects_cleanly() {
         vec![
             Action::BrokerPublish {
                 topic: "fleet/dev-1/status".into(),
-                payload: Bytes::from_static(b"gone")
+                payload: Bytes::from_static(b"gone"),
+                qos: QoS::AtMostOnce,
             },
             Action::Close(CloseReason::ConnectionLost),
         ]
@@ -533,12 +637,12 @@ mod garbage {
             let now = Instant::now();
             let c = connect("dev-1", false, 5);
             let mut out = Vec::new();
-            let mut session = Session::accept("dev-1".into(), &c, None, now, &mut out);
+            let mut session = Session::accept(thing_principal("dev-1"), &c, None, now, &mut out);
             let mut buf = BytesMut::from(&bytes[..]);
             // Decode until the bytes run out or are malformed, as the driver does.
             while let Ok(packet) = Packet::read(&mut buf, MAX_INCOMING_PACKET) {
                 session.handle_packet(packet, now, &mut out);
-                session.handle_broker_message("t/x", Bytes::from_static(b"m"), &mut out);
+                session.handle_broker_message("t/x", Bytes::from_static(b"m"), QoS::AtLeastOnce, &mut out);
             }
             session.handle_timeout(now + Duration::from_secs(60), &mut out);
             let closes = out.iter().filter(|a| matches!(a, Action::Close(_))).count();
