@@ -15,7 +15,7 @@ use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
 use crate::ApiState;
 use crate::s3_convert::{
-    etag, metadata, owner, put_meta, run, spool_body, timestamp, version_header,
+    check_key, etag, metadata, owner, put_meta, run, spool_body, timestamp, version_header,
 };
 
 /// Builds the s3s service over the state's store, authenticating with the configured key.
@@ -147,6 +147,7 @@ impl S3 for StoreS3 {
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
         let input = req.input;
+        check_key(&input.key)?;
         let tmp = spool_body(&self.store, input.body).await?;
         let meta = put_meta(input.content_type, input.metadata);
         let (bucket, key) = (input.bucket, input.key);

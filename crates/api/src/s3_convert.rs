@@ -62,6 +62,27 @@ pub(crate) fn s3_error(e: StoreError) -> S3Error {
     err
 }
 
+/// The longest key S3 accepts, in UTF-8 bytes.
+const MAX_KEY_BYTES: usize = 1024;
+
+/// Refuses keys S3 refuses: empty (`InvalidArgument`) or longer than 1024 bytes (`KeyTooLongError`).
+pub(crate) fn check_key(key: &str) -> S3Result<()> {
+    if key.is_empty() {
+        return Err(S3Error::with_message(
+            S3ErrorCode::InvalidArgument,
+            "object key must not be empty",
+        ));
+    }
+    if key.len() > MAX_KEY_BYTES {
+        let message = format!(
+            "object key is {} bytes; the limit is {MAX_KEY_BYTES}",
+            key.len()
+        );
+        return Err(S3Error::with_message(S3ErrorCode::KeyTooLongError, message));
+    }
+    Ok(())
+}
+
 /// Runs a blocking store call on the blocking pool.
 pub(crate) async fn run<T: Send + 'static>(
     store: &Arc<dyn Backend>,
@@ -215,6 +236,11 @@ mod tests {
             assert_eq!(e.code().as_str(), code);
             assert_eq!(e.status_code().map(|s| s.as_u16()), Some(status), "{code}");
         }
+        assert_eq!(
+            check_key(&"k".repeat(1025)).map_err(|e| e.code().as_str().to_owned()),
+            Err("KeyTooLongError".to_owned())
+        );
+        assert!(check_key("").is_err() && check_key(&"k".repeat(1024)).is_ok());
         let e = s3_error(StoreError::Io(std::io::Error::other("disk")));
         assert_eq!(e.code().as_str(), "InternalError");
     }

@@ -7,13 +7,14 @@ use otastream_store::Backend;
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Response, S3Result};
 
-use crate::s3_convert::{etag, put_meta, read_body, run, version_header};
+use crate::s3_convert::{check_key, etag, put_meta, read_body, run, version_header};
 
 /// CreateMultipartUpload.
 pub(crate) async fn create(
     store: &Arc<dyn Backend>,
     input: CreateMultipartUploadInput,
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+    check_key(&input.key)?;
     let meta = put_meta(input.content_type, input.metadata);
     let (bucket, key) = (input.bucket.clone(), input.key.clone());
     let upload_id = run(store, move |s| s.create_multipart(&bucket, &key, meta)).await?;

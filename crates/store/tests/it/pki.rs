@@ -134,10 +134,7 @@ fn device_and_code_signing_certs_chain_to_the_ca() {
     );
     assert!(signing_key.contains("PRIVATE KEY"));
 
-    assert!(matches!(
-        pki.issue_device_cert(""),
-        Err(StoreError::Pki(_))
-    ));
+    assert!(matches!(pki.issue_device_cert(""), Err(StoreError::Pki(_))));
 }
 
 #[test]
