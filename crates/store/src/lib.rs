@@ -1,5 +1,6 @@
-//! otastream's data directory: SQLite metadata, an S3-like versioned object store, zero-copy image reads
-//! for the device gateway, and the development PKI.
+//! otastream's storage: the traits every backend implements (an S3-like versioned object store,
+//! streams, and one repository per control-plane record kind), and the embedded backend [`Store`]:
+//! SQLite metadata, local files, zero-copy image reads for the device gateway, and the dev PKI.
 //!
 //! Everything a method acknowledges is durable when it returns: object bytes are written to `tmp/`,
 //! fsynced, renamed to a random name and their directory fsynced *before* the metadata row is committed
@@ -23,6 +24,10 @@
 //!   - `buckets.rs`, `versions.rs`, `objects.rs`, `multipart.rs`: buckets, the `versions` table,
 //!     objects and multipart uploads (part files under `parts/`).
 //!   - `streams.rs`: stream records and the cached [`StreamImage`] the gateway serves blocks from.
+//!   - `sqlite_objects.rs`: [`ObjectStore`] and [`StreamRepo`] over those.
+//!   - `sqlite_records.rs`: one table per control-plane record kind and the other repositories.
+//!   - `legacy.rs`: migration 2, converting the untyped `resources` rows of older builds.
+//! - `conformance` (feature `conformance`): the suite every backend must pass.
 //! - [`mmap`]: the only `unsafe` in the workspace, memory maps as [`bytes::Bytes`].
 //! - [`pki`]: the dev CA, server certificate and device / code-signing certificates ([`pki::DevPki`]).
 //!
