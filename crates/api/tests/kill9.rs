@@ -125,16 +125,16 @@ fn acknowledged_writes_survive_sigkill() {
 
     // An update whose creation was cut short: still CREATE_PENDING in the store.
     {
+        use otastream_store::OtaRepo;
         let store = otastream_store::Store::open(data.path()).expect("reopen");
         let mut pending = store
-            .get_resource("ota-update", "u1")
+            .get_ota_update("u1")
             .expect("read")
             .expect("u1 stored");
-        pending["otaUpdateId"] = json!("u_cut");
-        pending["otaUpdateStatus"] = json!("CREATE_PENDING");
-        store
-            .insert_resource("ota-update", "u_cut", None, &pending)
-            .expect("write");
+        pending.id = "u_cut".into();
+        pending.status = otastream_store::OtaUpdateStatus::CreatePending;
+        (pending.job_id, pending.job_arn) = (None, None);
+        store.create_ota_update(&pending).expect("write");
     }
 
     let (mut second, port) = spawn(data.path());

@@ -1,5 +1,6 @@
-//! otastream's data directory: SQLite metadata, an S3-like versioned object store, zero-copy image reads
-//! for the device gateway. (The development PKI in `pki/` is the `otastream-pki` crate.)
+//! otastream's storage: the traits every backend implements (an S3-like versioned object store,
+//! streams, and one repository per control-plane record kind), and the embedded backend [`Store`]:
+//! SQLite metadata, local files, and zero-copy image reads for the device gateway. (The dev PKI is the `otastream-pki` crate.)
 //!
 //! Everything a method acknowledges is durable when it returns: object bytes are written to `tmp/`,
 //! fsynced, renamed to a random name and their directory fsynced *before* the metadata row is committed
@@ -8,16 +9,25 @@
 //! behind by a crash are swept when the store is next opened.
 //!
 //! # Layout
-//! - `lib.rs`: [`Store`] (open, data-directory lock, crash sweep, resources and [`Store::transaction`]).
-//! - `error.rs`: [`StoreError`], whose messages lead with the AWS error code ([`StoreError::code`]).
-//! - `db.rs`: schema and migrations (`PRAGMA user_version`), the generic JSON resource table, [`Tx`].
-//! - `files.rs`: temp file → fsync → rename → directory fsync; the crash sweep.
-//! - `buckets.rs`: buckets and their versioning state ([`BucketInfo`], [`Versioning`]).
-//! - `versions.rs`: the `versions` table (rows, delete markers, the `"null"` version rules).
-//! - `objects.rs`: versioned objects ([`PutMeta`], [`ObjectInfo`], [`Object`], [`DeleteOutcome`], [`VersionEntry`]).
-//! - `multipart.rs`: multipart uploads (part files under `parts/`, ETag `"md5-of-md5s-N"`).
-//! - `streams.rs`: AWS IoT stream records ([`NewStream`], [`StreamRecord`], ...) and the cached
-//!   [`StreamImage`] the gateway serves blocks from.
+//! - `backend.rs`: the storage seam, one blocking, object-safe trait per resource kind
+//!   ([`ObjectStore`], [`StreamRepo`], [`ThingRepo`], [`JobRepo`], [`OtaRepo`], [`SignerRepo`],
+//!   [`CertificateRepo`]) and [`Backend`], which bundles them behind one `Arc<dyn Backend>`.
+//! - `error.rs`: [`StoreError`] with typed kinds ([`Kind`], [`Conflict`], [`Invalid`]); never a wire code.
+//! - `records.rs`: typed control-plane records ([`Thing`], [`ThingGroup`], [`OtaUpdate`],
+//!   [`SigningProfile`], [`SigningJob`], [`Certificate`]).
+//! - `object_types.rs`, `stream_types.rs`: object-store and stream types shared by every backend.
+//! - [`rules`]: the S3 versioning and multipart rules as pure functions every backend calls.
+//! - [`Store`], the embedded backend (SQLite + local files + mmap):
+//!   - `lib.rs`: open, data-directory lock, crash sweep.
+//!   - `db.rs`: schema and migrations (`PRAGMA user_version`).
+//!   - `files.rs`: temp file → fsync → rename → directory fsync; the crash sweep.
+//!   - `buckets.rs`, `versions.rs`, `objects.rs`, `multipart.rs`: buckets, the `versions` table,
+//!     objects and multipart uploads (part files under `parts/`).
+//!   - `streams.rs`: stream records and the cached [`StreamImage`] the gateway serves blocks from.
+//!   - `sqlite_objects.rs`: [`ObjectStore`] and [`StreamRepo`] over those.
+//!   - `sqlite_records.rs`: one table per control-plane record kind and the other repositories.
+//!   - `legacy.rs`: migration 2, converting the untyped `resources` rows of older builds.
+//! - `conformance` (feature `conformance`): the suite every backend must pass.
 //! - [`mmap`]: the only `unsafe` in the workspace, memory maps as [`bytes::Bytes`].
 //!
 //! On disk: `meta.sqlite3`, `objects/<uuid>`, `parts/<uuid>`, `tmp/`, `pki/`, and a `lock` file held
@@ -25,7 +35,7 @@
 //!
 //! # Example
 //! ```
-//! use otastream_store::{NewStream, PutMeta, Store, StreamFile};
+//! use otastream_store::{NewStream, ObjectStore, PutMeta, Store, StreamFile, StreamRepo};
 //!
 //! let dir = tempfile::tempdir()?;
 //! let store = Store::open(dir.path())?;
@@ -42,13 +52,23 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod backend;
 mod buckets;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod db;
 mod error;
 mod files;
+mod legacy;
 pub mod mmap;
 mod multipart;
+mod object_types;
 mod objects;
+mod records;
+pub mod rules;
+mod sqlite_objects;
+mod sqlite_records;
+mod stream_types;
 mod streams;
 mod versions;
 
@@ -58,14 +78,21 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rusqlite::Connection;
-use serde_json::Value;
 
-pub use buckets::{BucketInfo, Versioning};
-pub use db::Tx;
-pub use error::StoreError;
-pub use multipart::{MAX_PART_NUMBER, MIN_PART_SIZE};
-pub use objects::{DeleteOutcome, Object, ObjectInfo, PutMeta, VersionEntry};
-pub use streams::{
+pub use backend::{
+    Backend, CertificateRepo, JobRepo, JobWrite, JobsSnapshot, ObjectStore, OtaRepo, SignerRepo,
+    StreamRepo, ThingRepo,
+};
+pub use error::{BoxError, Conflict, Invalid, Kind, StoreError, StoreResult};
+pub use object_types::{
+    BucketInfo, ByteRange, DeleteOutcome, Object, ObjectInfo, PutMeta, VersionEntry, Versioning,
+};
+pub use records::{
+    Certificate, OtaError, OtaUpdate, OtaUpdateStatus, ProfileStatus, S3Version, SignedObject,
+    SigningJob, SigningProfile, SigningStatus, Thing, ThingGroup,
+};
+pub use rules::{MAX_PART_NUMBER, MIN_PART_SIZE};
+pub use stream_types::{
     NewStream, StreamFile, StreamFileRecord, StreamImage, StreamRecord, StreamUpdate,
 };
 
@@ -166,65 +193,6 @@ impl Store {
             .images
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    // ===== generic metadata resources =====
-
-    /// Inserts a JSON resource `kind/id` (optionally the child of `parent`); `AlreadyExists` if present.
-    pub fn insert_resource(
-        &self,
-        kind: &str,
-        id: &str,
-        parent: Option<&str>,
-        body: &Value,
-    ) -> Result<(), StoreError> {
-        db::insert_resource(&self.conn(), kind, id, parent, body)
-    }
-
-    /// Inserts or replaces a JSON resource; a replaced resource keeps its place in the listing order.
-    pub fn put_resource(
-        &self,
-        kind: &str,
-        id: &str,
-        parent: Option<&str>,
-        body: &Value,
-    ) -> Result<(), StoreError> {
-        db::put_resource(&self.conn(), kind, id, parent, body)
-    }
-
-    /// Reads a JSON resource.
-    pub fn get_resource(&self, kind: &str, id: &str) -> Result<Option<Value>, StoreError> {
-        db::get_resource(&self.conn(), kind, id)
-    }
-
-    /// Lists `(id, body)` of one kind in insertion order; with `parent`, only that parent's children.
-    pub fn list_resources(
-        &self,
-        kind: &str,
-        parent: Option<&str>,
-    ) -> Result<Vec<(String, Value)>, StoreError> {
-        db::list_resources(&self.conn(), kind, parent)
-    }
-
-    /// Deletes a JSON resource; `true` when it existed.
-    pub fn delete_resource(&self, kind: &str, id: &str) -> Result<bool, StoreError> {
-        db::delete_resource(&self.conn(), kind, id)
-    }
-
-    /// Runs `f` in one write transaction over the resources: committed when `f` returns `Ok`, rolled
-    /// back when it returns `Err` or panics. `f` must not call other `Store` methods (the connection is
-    /// held for the whole closure, so that would deadlock); use the methods of [`Tx`].
-    pub fn transaction<T>(
-        &self,
-        f: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let mut conn = self.conn();
-        let mut tx = Tx {
-            tx: db::write_tx(&mut conn)?,
-        };
-        let value = f(&mut tx)?;
-        tx.tx.commit()?;
-        Ok(value)
     }
 
     /// Removes temp files and installed files that no committed row references (left by a crash
