@@ -7,7 +7,9 @@ mod ota_support;
 
 use std::sync::Arc;
 
-use ota_support::{BUCKET, DEADLINE, OtaServer, assert_updated, firmware, thing_arns};
+use ota_support::{
+    BUCKET, DEADLINE, OtaServer, assert_updated, firmware, parse_response, thing_arns,
+};
 use otastream_device::{HttpTarget, Protocol};
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -172,15 +174,5 @@ async fn https_get(
     let mut raw = Vec::new();
     // A close_notify-less close is an error in rustls; everything up to it has been read.
     let _ = tls.read_to_end(&mut raw).await;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("header end");
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    (status, head, raw[split + 4..].to_vec())
+    parse_response(&raw)
 }

@@ -82,7 +82,9 @@ impl From<SigError> for ApiError {
             SigError::Missing => "MissingAuthenticationTokenException",
             SigError::UnknownAccessKey => "UnrecognizedClientException",
             SigError::Malformed(_) => "IncompleteSignatureException",
-            SigError::Expired(_) | SigError::Mismatch => "InvalidSignatureException",
+            SigError::Expired(_) | SigError::Mismatch | SigError::WrongRegion(_) => {
+                "InvalidSignatureException"
+            }
         };
         Self::new(StatusCode::FORBIDDEN, code, e.to_string())
     }

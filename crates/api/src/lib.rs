@@ -13,7 +13,8 @@
 //! - [`error`]: [`error::ApiError`], the one place where failures become rest-json wire errors.
 //! - `route`: picks the service from the credential scope and dispatches.
 //! - `s3` (+ `s3_convert`, `s3_list`, `s3_multipart`): `impl s3s::S3` over the store (buckets, versioning,
-//!   objects, ranges, listings, multipart).
+//!   objects, ranges, listings, multipart); `s3_front`: what S3 checks around s3s (access key,
+//!   scope region, default port, ranges S3 ignores, request ids).
 //! - `validate`: identifier and enum checks the CLI does not do (AWS-API.md §7.2).
 //! - [`jobs_hub`]: [`jobs_hub::JobsHandle`], the driver of the shared `otastream-jobs` engine
 //!   (persist, then publish through an [`jobs_hub::ActionSink`]).
@@ -41,6 +42,7 @@ mod presign;
 mod route;
 mod s3;
 mod s3_convert;
+mod s3_front;
 mod s3_list;
 mod s3_multipart;
 mod signer;

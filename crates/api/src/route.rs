@@ -18,7 +18,7 @@ use tower::ServiceExt;
 
 use crate::error::ApiError;
 use crate::sigv4::{self, SigningKey};
-use crate::{ApiState, acm, iot_streams, iot_things, jobs, jobs_data, ota, s3, signer};
+use crate::{ApiState, acm, iot_streams, iot_things, jobs, jobs_data, ota, s3, s3_front, signer};
 
 /// Largest control-plane (JSON) request body accepted.
 const MAX_JSON_BODY: usize = 8 << 20;
@@ -96,11 +96,14 @@ pub(crate) fn router(state: ApiState) -> axum::Router {
     let key = SigningKey {
         access_key_id: state.config.access_key_id.clone(),
         secret_access_key: state.config.secret_access_key.clone(),
+        region: state.config.region.clone(),
     };
     let finish = |routes: axum::Router<ApiState>| {
         routes
             .fallback(unknown_operation)
             .method_not_allowed_fallback(unknown_operation)
+            // The body is already buffered within MAX_JSON_BODY: no second, plain-text limit.
+            .layer(axum::extract::DefaultBodyLimit::disable())
             .with_state(state.clone())
     };
     let dispatcher = Dispatcher {
@@ -145,24 +148,31 @@ async fn dispatch(State(d): State<Arc<Dispatcher>>, req: Request) -> Response {
     let router = match service {
         Service::S3 => {
             let mut parts = parts;
-            strip_default_port(&mut parts);
-            return call_s3(&d.s3, Request::from_parts(parts, body)).await;
+            let response = match s3_front::check_request(&mut parts, &d.key.region) {
+                Some(refused) => refused,
+                None => call_s3(&d.s3, Request::from_parts(parts, body)).await,
+            };
+            return s3_front::with_request_id(response).await;
         }
         Service::Iot => &d.iot,
         Service::Signer => &d.signer,
         Service::Acm => &d.acm,
         Service::JobsData => &d.jobs_data,
     };
+    let declared = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_JSON_BODY as u64) {
+        return too_large();
+    }
     let bytes = match axum::body::to_bytes(body, MAX_JSON_BODY).await {
         Ok(bytes) => bytes,
+        Err(e) if is_length_limit(&e) => return too_large(),
         Err(e) => {
-            let msg = format!("Request body unreadable or larger than {MAX_JSON_BODY} bytes: {e}");
-            return ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "RequestEntityTooLargeException",
-                msg,
-            )
-            .into_response();
+            let msg = format!("The request body was not received in full: {e}");
+            return ApiError::new(StatusCode::REQUEST_TIMEOUT, "RequestTimeoutException", msg)
+                .into_response();
         }
     };
     if let Err(e) = sigv4::verify(&parts, &bytes, &d.key, SystemTime::now()) {
@@ -176,20 +186,29 @@ async fn dispatch(State(d): State<Arc<Dispatcher>>, req: Request) -> Response {
     }
 }
 
-/// `Host: name:443` (or `:80`) becomes `Host: name`: clients sign the host without the default
-/// port (botocore, aws-sigv4, presigned URLs on a port-less `--public-url`), while some send it, so
-/// the signature is checked against the host with or without it.
-fn strip_default_port(parts: &mut Parts) {
-    let Some(host) = parts.headers.get(http::header::HOST) else {
-        return;
-    };
-    let bytes = host.as_bytes();
-    let bare = bytes
-        .strip_suffix(b":443")
-        .or_else(|| bytes.strip_suffix(b":80"));
-    if let Some(value) = bare.and_then(|b| http::HeaderValue::from_bytes(b).ok()) {
-        parts.headers.insert(http::header::HOST, value);
+/// The one answer to a control-plane body over [`MAX_JSON_BODY`], declared or streamed.
+fn too_large() -> Response {
+    let msg = format!("Request body is larger than the {MAX_JSON_BODY} bytes allowed");
+    let mut response =
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge", msg).into_response();
+    // The rest of the body is not read: the connection cannot carry another request.
+    response.headers_mut().insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
+    response
+}
+
+/// Whether a body error is `to_bytes` hitting its limit (rather than a broken or slow body).
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = err.source();
     }
+    false
 }
 
 async fn call_s3(s3: &S3Service, req: Request) -> Response {
@@ -220,26 +239,6 @@ mod tests {
             b = b.header("x-amz-target", t);
         }
         b.body(()).expect("request").into_parts().0
-    }
-
-    #[test]
-    fn the_default_port_is_left_out_of_the_host() {
-        for (sent, checked) in [
-            ("localhost:443", "localhost"),
-            ("h.example:80", "h.example"),
-            ("localhost:8443", "localhost:8443"),
-            ("[::1]:443", "[::1]"),
-            ("localhost", "localhost"),
-        ] {
-            let mut p = http::Request::get("/b/k")
-                .header("host", sent)
-                .body(())
-                .expect("request")
-                .into_parts()
-                .0;
-            strip_default_port(&mut p);
-            assert_eq!(p.headers["host"], checked, "{sent}");
-        }
     }
 
     #[test]

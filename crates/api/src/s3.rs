@@ -1,14 +1,13 @@
 //! S3 over s3s: `impl s3s::S3` backed by the versioned object store.
 //!
 //! s3s parses requests, checks bucket names, verifies SigV4 (header and presigned, V2 and V4,
-//! expiry included) through `SimpleAuth`, and writes S3 XML for both answers and errors. This
+//! expiry included) through `s3_front::S3Keys`, and writes S3 XML for both answers and errors. This
 //! module only translates between s3s DTOs and [`otastream_store::Store`] calls, and maps store
 //! errors to S3 error codes in [`s3_error`] (the store leads its messages with the AWS code).
 
 use std::sync::Arc;
 
 use otastream_store::{Backend, ByteRange, StoreError, Versioning};
-use s3s::auth::SimpleAuth;
 use s3s::dto::*;
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
@@ -23,9 +22,9 @@ pub(crate) fn service(state: &ApiState) -> S3Service {
     let mut builder = S3ServiceBuilder::new(StoreS3 {
         store: state.store.clone(),
     });
-    builder.set_auth(SimpleAuth::from_single(
-        state.config.access_key_id.clone(),
-        state.config.secret_access_key.clone(),
+    builder.set_auth(crate::s3_front::S3Keys::new(
+        &state.config.access_key_id,
+        &state.config.secret_access_key,
     ));
     builder.build()
 }

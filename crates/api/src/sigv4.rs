@@ -50,6 +50,9 @@ pub enum SigError {
     /// The access key id is not the configured one.
     #[error("The security token included in the request is invalid.")]
     UnknownAccessKey,
+    /// The credential scope names another region than the server's.
+    #[error("Credential should be scoped to a valid region, not '{0}'.")]
+    WrongRegion(String),
     /// `X-Amz-Date` is too far from the server clock.
     #[error("Signature expired: {0} is not within 15 minutes of the server time.")]
     Expired(String),
@@ -68,12 +71,15 @@ pub struct SigningKey {
     pub access_key_id: String,
     /// The matching secret.
     pub secret_access_key: String,
+    /// The region a credential scope must name (the server's `--region`).
+    pub region: String,
 }
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SigningKey")
             .field("access_key_id", &self.access_key_id)
+            .field("region", &self.region)
             .finish_non_exhaustive()
     }
 }
@@ -131,18 +137,25 @@ fn parse_credential_scope(credential: &str) -> Result<AuthHeader, SigError> {
 /// The signing service named by a request: the `Authorization` credential scope, else the
 /// presigned `X-Amz-Credential` query parameter. `None` for unsigned or SigV2 requests.
 pub fn scope_service(parts: &Parts) -> Option<String> {
+    request_scope(parts).map(|(scope, _)| scope.service)
+}
+
+/// The SigV4 credential scope of a request and whether it is presigned (query) rather than in
+/// the `Authorization` header; a presigned request's `signed_headers` and `signature` stay
+/// empty. `None` for unsigned or SigV2 requests.
+pub fn request_scope(parts: &Parts) -> Option<(AuthHeader, bool)> {
     if let Some(auth) = parts
         .headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
     {
-        return parse_authorization(auth).ok().map(|a| a.service);
+        return parse_authorization(auth).ok().map(|a| (a, false));
     }
     let query = parts.uri.query()?;
     query.split('&').find_map(|pair| {
         let value = pair.strip_prefix("X-Amz-Credential=")?;
         let decoded = percent_decode(value)?;
-        parse_credential_scope(&decoded).ok().map(|a| a.service)
+        parse_credential_scope(&decoded).ok().map(|a| (a, true))
     })
 }
 
@@ -212,6 +225,9 @@ pub fn verify(
     let auth = parse_authorization(auth_value)?;
     if auth.access_key_id != key.access_key_id {
         return Err(SigError::UnknownAccessKey);
+    }
+    if auth.region != key.region {
+        return Err(SigError::WrongRegion(auth.region));
     }
     let amz_date = header_str(parts, "x-amz-date").ok_or_else(|| {
         SigError::Malformed(

@@ -12,6 +12,7 @@ fn key() -> SigningKey {
     SigningKey {
         access_key_id: "AKIDEXAMPLE".into(),
         secret_access_key: SECRET.into(),
+        region: "us-east-1".into(),
     }
 }
 
@@ -206,4 +207,21 @@ fn amz_date_parses_to_epoch_seconds() {
     );
     assert!(parse_amz_date("20261329T120000Z").is_err());
     assert!(parse_amz_date("2026-11-29T12:00:00Z").is_err());
+}
+
+#[test]
+fn a_scope_in_another_region_is_refused() {
+    let other = SigningKey {
+        region: "eu-west-1".into(),
+        ..key()
+    };
+    assert_eq!(
+        verify(
+            &post_parts(POST_SIG, "AKIDEXAMPLE"),
+            BODY,
+            &other,
+            signed_at()
+        ),
+        Err(SigError::WrongRegion("us-east-1".into()))
+    );
 }

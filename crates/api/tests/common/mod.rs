@@ -279,6 +279,11 @@ pub fn http_get(url: &str, extra_headers: &[(&str, &str)]) -> (u16, String, Vec<
     stream.write_all(request.as_bytes()).expect("write");
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).expect("read");
+    parse_response(&raw)
+}
+
+/// A whole HTTP/1.1 response (read to the connection's close): (status, head, body).
+pub fn parse_response(raw: &[u8]) -> (u16, String, Vec<u8>) {
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
