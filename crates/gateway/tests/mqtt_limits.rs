@@ -53,7 +53,13 @@ fn raw_subscribe(pkid: u16, filter: &str, qos: u8) -> Vec<u8> {
     packet
 }
 
-const MIB: f64 = 1024.0 * 1024.0;
+/// Prints how much RSS grew since `before` (`what` says during what) and fails past `bound_mib`.
+fn assert_rss_growth(before: u64, bound_mib: u64, what: &str) {
+    let grown = rss().saturating_sub(before);
+    let mib = grown as f64 / (1024.0 * 1024.0);
+    println!("RSS growth {what}: {mib:.1} MiB");
+    assert!(grown < bound_mib << 20, "RSS grew by {mib:.1} MiB {what}");
+}
 
 /// The tests measure this process's RSS, so they run one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -111,15 +117,10 @@ async fn a_subscriber_that_never_reads_cannot_grow_the_server_with_a_flooding_pu
     let _publisher = flood.await.expect("publisher");
     println!("the reading subscriber got {received} of {MESSAGES} flood messages");
     assert!(received > 0);
-    let grown = rss().saturating_sub(before);
-    println!(
-        "RSS growth with a never-reading subscriber and {MESSAGES} x 64 KiB published: {:.1} MiB",
-        grown as f64 / MIB
-    );
-    assert!(
-        grown < 32 << 20,
-        "RSS grew by {:.1} MiB",
-        grown as f64 / MIB
+    assert_rss_growth(
+        before,
+        32,
+        &format!("with a never-reading subscriber and {MESSAGES} x 64 KiB published"),
     );
 
     // The QoS 1 slow consumer was disconnected: draining its socket ends in EOF (or a reset).
@@ -169,14 +170,9 @@ async fn five_thousand_subscribes_get_fifty_subscriptions() {
     let granted = subacks.chunks(5).filter(|ack| ack[4] == 1).count();
     let refused = subacks.chunks(5).filter(|ack| ack[4] == 0x80).count();
     assert_eq!((granted, refused), (50, 4_950));
-    let grown = rss().saturating_sub(before);
-    println!(
-        "RSS growth after {SUBSCRIBES} SUBSCRIBEs on one connection: {:.1} MiB",
-        grown as f64 / MIB
-    );
-    assert!(
-        grown < 16 << 20,
-        "RSS grew by {:.1} MiB",
-        grown as f64 / MIB
+    assert_rss_growth(
+        before,
+        16,
+        &format!("after {SUBSCRIBES} SUBSCRIBEs on one connection"),
     );
 }
