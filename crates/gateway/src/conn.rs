@@ -23,7 +23,7 @@ use crate::metrics::Metrics;
 use crate::registry::{Control, Registry, StoredSession};
 use crate::reserved::ReservedTopics;
 use crate::session::connect_check::{Refusal, RefusalAnswer, Version, check_connect};
-use crate::session::{self, Action, CloseReason, Identity, Session};
+use crate::session::{self, Action, CloseReason, Identity, Limits, Session};
 use crate::wire::{MAX_INCOMING_PACKET, Outbound};
 use write::write_step;
 
@@ -62,6 +62,7 @@ impl Default for ConnectionConfig {
 /// State shared by every connection of one gateway.
 pub(crate) struct Shared {
     pub(crate) cfg: ConnectionConfig,
+    pub(crate) limits: Limits,
     pub(crate) reserved: ReservedTopics,
     pub(crate) broker: EmbeddedBroker,
     pub(crate) metrics: Arc<Metrics>,
@@ -99,6 +100,7 @@ impl End {
                 | Self::WriteStalled
                 | Self::Session(
                     CloseReason::KeepAliveExpired
+                        | CloseReason::SlowConsumer
                         | CloseReason::ProtocolViolation(_)
                         | CloseReason::PolicyViolation(_)
                 )
@@ -211,6 +213,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
         }
         let mut session = Session::accept(
             principal,
+            self.shared.limits,
             &connect,
             state,
             Instant::now(),
@@ -284,7 +287,12 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                 },
                 () = sleep_until(stall_at) => return End::WriteStalled,
                 message = next_broker_message(&mut self.link) => match message {
-                    Ok((topic, payload, qos)) => session.handle_broker_message(&topic, payload, qos, &mut self.actions),
+                    Ok((topic, payload, qos)) => {
+                        let unwritten = self.pending.remaining();
+                        if session.handle_broker_message(&topic, payload, qos, unwritten, &mut self.actions) {
+                            self.shared.metrics.broker_message_dropped();
+                        }
+                    }
                     Err(e) => return End::Broker(e),
                 },
                 ctl = control.recv() => match ctl.map(|c| *c) {

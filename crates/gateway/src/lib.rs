@@ -1,14 +1,17 @@
 //! # otastream-gateway
 //!
-//! The device-facing MQTT endpoint of otastream: plain TCP (development, client id = thing name)
-//! and TLS with mandatory client certificates (thing name = certificate CN). AWS reserved topics
+//! The device-facing MQTT endpoint of otastream: plain TCP (development, client id = thing name
+//! when it is a valid one, else an application client for ordinary topics only) and TLS with
+//! mandatory client certificates (thing name = certificate CN). AWS reserved topics
 //! `$aws/things/<thing>/...` are answered in-process; ordinary topics go through an embedded,
 //! unpatched rumqttd router so devices and applications can still talk among themselves.
 //!
 //! # Layout
 //! - [`session`]: the sans-IO MQTT 3.1.1 [`Session`] state machine (packets and `now` in,
 //!   [`Action`]s out): CONNECT, SUBSCRIBE, PUBLISH QoS 0/1, keep-alive, persistent sessions, and
-//!   the `notify-next` held back while the device's own `$next/get` is unanswered.
+//!   the `notify-next` held back while the device's own `$next/get` is unanswered;
+//!   `session/connect_check.rs` checks a CONNECT's bytes before decoding, [`session::Limits`] holds
+//!   AWS's per-session limits.
 //! - [`policy`]: the per-thing topic policy and reserved-filter matching.
 //! - [`streams`]: the sans-IO streams service, [`handle_stream_request`], over a [`StreamSource`].
 //! - [`reserved`]: dispatch of reserved topics to [`ReservedTopicHandler`]s: [`StreamsHandler`]

@@ -17,7 +17,7 @@ use crate::conn::{self, ConnectionConfig, Shared};
 use crate::metrics::Metrics;
 use crate::registry::{Control, Registry};
 use crate::reserved::ReservedTopics;
-use crate::session::Identity;
+use crate::session::{Identity, Limits};
 use crate::tls::thing_from_certificate;
 
 /// Everything configurable about a gateway.
@@ -27,6 +27,8 @@ pub struct GatewayConfig {
     pub broker: BrokerConfig,
     /// Per-connection driver tunables.
     pub connection: ConnectionConfig,
+    /// Per-session limits (AWS IoT Core's by default).
+    pub limits: Limits,
 }
 
 /// A running device gateway; clones share it. Serve it on any number of listeners.
@@ -58,6 +60,7 @@ impl Gateway {
     pub fn new(cfg: GatewayConfig, reserved: ReservedTopics, metrics: Arc<Metrics>) -> Self {
         let shared = Shared {
             cfg: cfg.connection,
+            limits: cfg.limits,
             reserved,
             broker: EmbeddedBroker::start(cfg.broker),
             metrics,

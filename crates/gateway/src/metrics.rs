@@ -33,6 +33,7 @@ pub struct Metrics {
     bytes_served: Counter,
     rejects: Family<CodeLabel, Counter>,
     disconnects_on_error: Counter,
+    broker_messages_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -53,6 +54,7 @@ impl Metrics {
             bytes_served: Counter::default(),
             rejects: Family::default(),
             disconnects_on_error: Counter::default(),
+            broker_messages_dropped: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -90,6 +92,11 @@ impl Metrics {
             "Connections closed for malformed packets, policy violations or keep-alive expiry",
             m.disconnects_on_error.clone(),
         );
+        registry.register(
+            "broker_messages_dropped",
+            "Ordinary-topic QoS 0 messages dropped for a device with too many unwritten bytes",
+            m.broker_messages_dropped.clone(),
+        );
         Self { registry, ..m }
     }
 
@@ -109,6 +116,11 @@ impl Metrics {
     /// A connection was closed because the device misbehaved.
     pub fn protocol_disconnect(&self) {
         self.disconnects_on_error.inc();
+    }
+
+    /// An ordinary-topic message was not queued for a slow device.
+    pub fn broker_message_dropped(&self) {
+        self.broker_messages_dropped.inc();
     }
 
     /// Records what one streams request produced.

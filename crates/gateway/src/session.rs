@@ -25,7 +25,9 @@ use rumqttc::mqttbytes::{QoS, matches};
 use crate::policy::{self, Route};
 
 pub mod connect_check;
+mod limits;
 mod next_get;
+pub use limits::Limits;
 pub use next_get::{MAX_PENDING, PendingNextGets, UNANSWERED_AFTER};
 
 /// Most QoS 1 messages sent to a device and not yet acknowledged; more go out at QoS 0.
@@ -106,6 +108,9 @@ pub enum CloseReason {
     /// Another connection authenticated as the same thing.
     #[error("taken over by a newer connection")]
     TakenOver,
+    /// A QoS 1 message found more than `Limits::max_unwritten_bytes` waiting for the device.
+    #[error("slow consumer: too many unwritten bytes")]
+    SlowConsumer,
 }
 
 /// One subscription of a session.
@@ -168,8 +173,9 @@ pub use otastream_chunker::topic::valid_thing_name;
 #[derive(Debug)]
 pub struct Session {
     principal: Principal,
+    limits: Limits,
     clean_session: bool,
-    keep_alive: Option<Duration>,
+    keep_alive: Duration,
     last_activity: Instant,
     state: SessionState,
     /// Last will on an ordinary topic (topic, message, QoS): published through the broker unless
@@ -187,6 +193,7 @@ impl Session {
     /// they are not subscribed again.
     pub fn accept(
         principal: Principal,
+        limits: Limits,
         connect: &Connect,
         stored: Option<SessionState>,
         now: Instant,
@@ -195,8 +202,7 @@ impl Session {
         let resumed = if connect.clean_session { None } else { stored };
         let session_present = resumed.is_some();
         let state = resumed.unwrap_or_default();
-        let keep_alive =
-            (connect.keep_alive > 0).then(|| Duration::from_secs(connect.keep_alive.into()));
+        let keep_alive = limits.keep_alive(connect.keep_alive);
         out.push(Action::Send(Packet::ConnAck(ConnAck::new(
             ConnectReturnCode::Success,
             session_present,
@@ -221,6 +227,7 @@ impl Session {
             });
         Self {
             principal,
+            limits,
             clean_session: connect.clean_session,
             keep_alive,
             last_activity: now,
@@ -263,10 +270,18 @@ impl Session {
                 self.state.inflight.remove(&ack.pkid);
             }
             Packet::Subscribe(subscribe) => {
+                let most = self.limits.max_filters_per_subscribe as usize;
                 let return_codes = subscribe
                     .filters
                     .into_iter()
-                    .map(|f| self.subscribe(f.path, f.qos, out))
+                    .enumerate()
+                    .map(|(i, f)| {
+                        if i < most {
+                            self.subscribe(f.path, f.qos, out)
+                        } else {
+                            SubscribeReasonCode::Failure
+                        }
+                    })
                     .collect();
                 out.push(Action::Send(Packet::SubAck(SubAck::new(
                     subscribe.pkid,
@@ -319,6 +334,9 @@ impl Session {
                 );
             }
         }
+        if route == Route::Broker && publish.topic.len() > self.limits.max_topic_bytes as usize {
+            return self.close(CloseReason::ProtocolViolation("topic name too long"), out);
+        }
         match route {
             Route::Reserved => {
                 if self.own_reserved_suffix(&publish.topic) == Some(PendingNextGets::REQUEST) {
@@ -343,6 +361,9 @@ impl Session {
         let Ok(route) = policy::classify_filter(self.thing(), &filter) else {
             return SubscribeReasonCode::Failure;
         };
+        if route == Route::Broker && filter.len() > self.limits.max_topic_bytes as usize {
+            return SubscribeReasonCode::Failure;
+        }
         // AWS IoT grants at most QoS 1.
         let qos = if qos == QoS::AtMostOnce {
             qos
@@ -350,8 +371,12 @@ impl Session {
             QoS::AtLeastOnce
         };
         let subs = &mut self.state.subscriptions;
+        let full = subs.len() >= self.limits.max_subscriptions as usize;
         match subs.iter_mut().find(|s| s.filter == filter) {
             Some(existing) => existing.qos = qos,
+            None if full => {
+                return SubscribeReasonCode::Failure;
+            }
             None => {
                 if route == Route::Broker {
                     out.push(Action::BrokerSubscribe(filter.clone()));
@@ -374,17 +399,30 @@ impl Session {
 
     /// Delivers a message the embedded broker forwarded to this session's link, published with
     /// `published` QoS: at the lower of that and the highest QoS among the matching subscriptions
-    /// (MQTT 3.1.1 §3.8.4; dropped if none matches any more).
+    /// (MQTT 3.1.1 §3.8.4; dropped if none matches any more). `unwritten` is how many bytes wait
+    /// for the device now: past [`Limits::max_unwritten_bytes`] a QoS 0 message is dropped and a
+    /// QoS 1 message closes the session ([`CloseReason::SlowConsumer`]). Returns whether the
+    /// message was held back for that reason.
     pub fn handle_broker_message(
         &mut self,
         topic: &str,
         payload: Bytes,
         published: QoS,
+        unwritten: usize,
         out: &mut Vec<Action>,
-    ) {
-        if let Some(granted) = self.granted_qos(Route::Broker, topic) {
-            self.deliver(topic, payload, min_qos(granted, published), out);
+    ) -> bool {
+        let Some(granted) = self.granted_qos(Route::Broker, topic) else {
+            return false;
+        };
+        let qos = min_qos(granted, published);
+        if unwritten > self.limits.max_unwritten_bytes as usize {
+            if qos == QoS::AtLeastOnce {
+                self.close(CloseReason::SlowConsumer, out);
+            }
+            return true;
         }
+        self.deliver(topic, payload, qos, out);
+        false
     }
 
     /// Delivers an in-process message on one of this thing's reserved topics (for example a jobs
@@ -469,10 +507,10 @@ impl Session {
         }
     }
 
-    /// When the keep-alive expires if no packet arrives before (None: keep-alive disabled).
+    /// When the keep-alive expires if no packet arrives before. Always set: a keep-alive of 0 is
+    /// taken as [`Limits::max_keep_alive_secs`].
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let keep_alive = self.keep_alive?;
-        Some(self.last_activity + keep_alive + keep_alive / 2)
+        Some(self.last_activity + self.keep_alive + self.keep_alive / 2)
     }
 
     /// Closes the session if its keep-alive has expired at `now`.
@@ -517,5 +555,7 @@ fn min_qos(a: QoS, b: QoS) -> QoS {
     if (a as u8) <= (b as u8) { a } else { b }
 }
 
+#[cfg(test)]
+mod limit_tests;
 #[cfg(test)]
 mod tests;

@@ -5,6 +5,7 @@ use super::*;
 fn shared() -> Arc<Shared> {
     Arc::new(Shared {
         cfg: ConnectionConfig::default(),
+        limits: Limits::default(),
         reserved: ReservedTopics::new(),
         broker: EmbeddedBroker::start(Default::default()),
         metrics: Arc::new(Metrics::new()),

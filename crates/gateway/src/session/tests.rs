@@ -20,7 +20,7 @@ fn start(
     let c = connect(client_id, clean, 30);
     let principal = principal_for_connect(&c, &Identity::ClientId).expect("valid client id");
     let mut out = Vec::new();
-    let session = Session::accept(principal, &c, stored, now, &mut out);
+    let session = Session::accept(principal, Limits::default(), &c, stored, now, &mut out);
     (session, out)
 }
 
@@ -98,7 +98,7 @@ fn plain_port_client_ids_that_are_not_thing_names_connect_application_clients() 
     let c = connect("clean retained", true, 30);
     let principal = principal_for_connect(&c, &Identity::ClientId).expect("valid");
     let mut out = Vec::new();
-    let mut s = Session::accept(principal, &c, None, now, &mut out);
+    let mut s = Session::accept(principal, Limits::default(), &c, None, now, &mut out);
     assert!(matches!(&out[..], [Action::Send(Packet::ConnAck(_))]));
     let out = feed(
         &mut s,
@@ -263,6 +263,7 @@ fn broker_messages_use_the_granted_qos_and_pubacks_clear_inflight() {
         "fleet/a",
         Bytes::from_static(b"m1"),
         QoS::AtLeastOnce,
+        0,
         &mut out,
     );
     let Action::Send(Packet::Publish(p)) = &out[0] else {
@@ -277,7 +278,7 @@ fn broker_messages_use_the_granted_qos_and_pubacks_clear_inflight() {
     assert!(s.state.inflight.is_empty());
 
     out.clear();
-    s.handle_broker_message("other/topic", Bytes::new(), QoS::AtLeastOnce, &mut out);
+    s.handle_broker_message("other/topic", Bytes::new(), QoS::AtLeastOnce, 0, &mut out);
     assert!(out.is_empty(), "no matching subscription");
 }
 
@@ -298,7 +299,7 @@ fn broker_messages_go_out_at_the_lower_of_published_and_granted_qos() {
         ("q0/a", QoS::AtMostOnce, QoS::AtMostOnce),
     ] {
         let mut out = Vec::new();
-        s.handle_broker_message(topic, Bytes::new(), published, &mut out);
+        s.handle_broker_message(topic, Bytes::new(), published, 0, &mut out);
         let [Action::Send(Packet::Publish(p))] = &out[..] else {
             panic!("{out:?}")
         };
@@ -313,7 +314,7 @@ fn inflight_is_bounded_and_overflow_goes_out_at_qos0() {
     feed(&mut s, subscribe(1, &[("t", QoS::AtLeastOnce)]), now);
     let mut out = Vec::new();
     for _ in 0..=MAX_INFLIGHT {
-        s.handle_broker_message("t", Bytes::new(), QoS::AtLeastOnce, &mut out);
+        s.handle_broker_message("t", Bytes::new(), QoS::AtLeastOnce, 0, &mut out);
     }
     let qos1 = out
         .iter()
@@ -345,6 +346,7 @@ fn persistent_sessions_resume_subscriptions_and_resend_unacked_messages() {
         "fleet/a",
         Bytes::from_static(b"x"),
         QoS::AtLeastOnce,
+        0,
         &mut out,
     );
     feed(&mut s, Packet::Disconnect, now);
@@ -437,7 +439,14 @@ fn the_last_will_is_published_unless_the_device_disconnects_cleanly() {
         ));
         let mut out = Vec::new();
         (
-            Session::accept(thing_principal("dev-1"), &c, None, now, &mut out),
+            Session::accept(
+                thing_principal("dev-1"),
+                Limits::default(),
+                &c,
+                None,
+                now,
+                &mut out,
+            ),
             out,
         )
     };
@@ -637,12 +646,12 @@ mod garbage {
             let now = Instant::now();
             let c = connect("dev-1", false, 5);
             let mut out = Vec::new();
-            let mut session = Session::accept(thing_principal("dev-1"), &c, None, now, &mut out);
+            let mut session = Session::accept(thing_principal("dev-1"), Limits::default(), &c, None, now, &mut out);
             let mut buf = BytesMut::from(&bytes[..]);
             // Decode until the bytes run out or are malformed, as the driver does.
             while let Ok(packet) = Packet::read(&mut buf, MAX_INCOMING_PACKET) {
                 session.handle_packet(packet, now, &mut out);
-                session.handle_broker_message("t/x", Bytes::from_static(b"m"), QoS::AtLeastOnce, &mut out);
+                session.handle_broker_message("t/x", Bytes::from_static(b"m"), QoS::AtLeastOnce, 0, &mut out);
             }
             session.handle_timeout(now + Duration::from_secs(60), &mut out);
             let closes = out.iter().filter(|a| matches!(a, Action::Close(_))).count();
