@@ -153,7 +153,7 @@ impl Condition {
                 let Some(actual) = actual else {
                     return *if_exists || *negated;
                 };
-                let any = values.iter().any(|v| compare(*operator, v, ctx, &actual));
+                let any = values.iter().any(|v| compare(*operator, v, ctx, actual));
                 any != *negated
             }
         }
