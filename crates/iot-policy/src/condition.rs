@@ -153,7 +153,7 @@ impl Condition {
                 let Some(actual) = actual else {
                     return *if_exists || *negated;
                 };
-                let any = values.iter().any(|v| compare(*operator, v, ctx, &actual));
+                let any = values.iter().any(|v| compare(*operator, v, ctx, actual));
                 any != *negated
             }
         }
@@ -163,23 +163,9 @@ impl Condition {
 fn compare(operator: Operator, expected: &Template, ctx: &RequestContext, actual: &str) -> bool {
     match operator {
         Operator::StringEquals | Operator::StringLike => expected.matches(ctx, actual),
-        Operator::StringEqualsIgnoreCase => expected
-            .resolve(ctx)
-            .map(|globs| crate::pattern::glob_match(&lowercase(globs), &actual.to_lowercase()))
-            .unwrap_or(false),
+        Operator::StringEqualsIgnoreCase => expected.matches_ignoring_case(ctx, actual),
         Operator::Bool => expected
             .as_literal()
             .is_some_and(|value| value.eq_ignore_ascii_case(actual)),
     }
-}
-
-fn lowercase(globs: Vec<crate::pattern::Glob>) -> Vec<crate::pattern::Glob> {
-    use crate::pattern::Glob;
-    globs
-        .into_iter()
-        .map(|g| match g {
-            Glob::Literal(text) => Glob::Literal(text.to_lowercase()),
-            other => other,
-        })
-        .collect()
 }

@@ -122,19 +122,21 @@ impl RequestContext {
     }
 
     /// The value of a variable / condition key, `None` when it has none for this connection.
-    pub(crate) fn value(&self, variable: &Variable) -> Option<String> {
+    pub(crate) fn value(&self, variable: &Variable) -> Option<&str> {
         let thing = self.thing.as_ref();
         match variable {
-            Variable::ClientId => Some(self.client_id.clone()),
-            Variable::ThingName => thing.map(|t| t.name.clone()),
-            Variable::IsAttached => Some(thing.is_some().to_string()),
-            Variable::ThingTypeName => thing.and_then(|t| t.type_name.clone()),
-            Variable::ThingAttribute(name) => thing.and_then(|t| t.attributes.get(name).cloned()),
+            Variable::ClientId => Some(&self.client_id),
+            Variable::ThingName => thing.map(|t| t.name.as_str()),
+            Variable::IsAttached => Some(if thing.is_some() { "true" } else { "false" }),
+            Variable::ThingTypeName => thing.and_then(|t| t.type_name.as_deref()),
+            Variable::ThingAttribute(name) => {
+                thing.and_then(|t| t.attributes.get(name).map(String::as_str))
+            }
             Variable::Certificate(name) => self
                 .certificate
                 .iter()
                 .find(|(key, _)| key.eq_ignore_ascii_case(name))
-                .map(|(_, value)| value.clone()),
+                .map(|(_, value)| value.as_str()),
             Variable::Unknown(_) => None,
         }
     }

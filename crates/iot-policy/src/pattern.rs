@@ -9,9 +9,9 @@
 
 use crate::context::{RequestContext, Variable};
 
-/// One element of a resolved pattern.
+/// One element of a pattern without variables.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Glob {
+enum Glob {
     /// Exactly this text.
     Literal(String),
     /// `*`: any run of characters, possibly empty.
@@ -116,23 +116,58 @@ impl Template {
     }
 
     /// Whether `text` matches, variables substituted from `ctx`; an unresolvable variable (no thing
-    /// attached, say) matches nothing.
+    /// attached, say) matches nothing. Allocates nothing: values are borrowed from `ctx`.
     pub(crate) fn matches(&self, ctx: &RequestContext, text: &str) -> bool {
-        self.resolve(ctx)
-            .is_some_and(|globs| glob_match(&globs, text))
+        let resolvable = self.pieces.iter().all(|piece| match piece {
+            Piece::Variable(variable) => ctx.value(variable).is_some(),
+            Piece::Glob(_) => true,
+        });
+        resolvable
+            && glob_match(
+                self.pieces.len(),
+                |i| match &self.pieces[i] {
+                    Piece::Glob(Glob::Literal(text)) => GlobRef::Literal(text),
+                    Piece::Glob(Glob::Star) => GlobRef::Star,
+                    Piece::Glob(Glob::One) => GlobRef::One,
+                    Piece::Variable(variable) => {
+                        GlobRef::Literal(ctx.value(variable).unwrap_or(""))
+                    }
+                },
+                text,
+            )
     }
 
-    /// The template with its variables substituted as literals; `None` when one has no value.
-    pub(crate) fn resolve(&self, ctx: &RequestContext) -> Option<Vec<Glob>> {
-        let mut globs = Vec::with_capacity(self.pieces.len());
+    /// Like [`Template::matches`], ignoring case (`StringEqualsIgnoreCase`).
+    pub(crate) fn matches_ignoring_case(&self, ctx: &RequestContext, text: &str) -> bool {
+        let mut lowered = Vec::with_capacity(self.pieces.len());
         for piece in &self.pieces {
-            match piece {
-                Piece::Glob(glob) => globs.push(glob.clone()),
-                Piece::Variable(variable) => globs.push(Glob::Literal(ctx.value(variable)?)),
-            }
+            lowered.push(match piece {
+                Piece::Glob(Glob::Literal(text)) => Glob::Literal(text.to_lowercase()),
+                Piece::Glob(other) => other.clone(),
+                Piece::Variable(variable) => match ctx.value(variable) {
+                    Some(value) => Glob::Literal(value.to_lowercase()),
+                    None => return false,
+                },
+            });
         }
-        Some(globs)
+        glob_match(
+            lowered.len(),
+            |i| match &lowered[i] {
+                Glob::Literal(text) => GlobRef::Literal(text),
+                Glob::Star => GlobRef::Star,
+                Glob::One => GlobRef::One,
+            },
+            &text.to_lowercase(),
+        )
     }
+}
+
+/// A pattern element as the matcher reads it.
+#[derive(Clone, Copy)]
+enum GlobRef<'a> {
+    Literal(&'a str),
+    Star,
+    One,
 }
 
 fn literal_piece(text: &str) -> Piece {
@@ -151,25 +186,31 @@ fn flush(literal: &mut String, pieces: &mut Vec<Piece>) {
     }
 }
 
-/// Wildcard match of the whole of `text` (greedy with one backtrack point, linear in practice and
-/// `O(pattern × text)` at worst, no recursion).
-pub(crate) fn glob_match(pattern: &[Glob], text: &str) -> bool {
+/// Wildcard match of the whole of `text` against the `len` pattern elements `piece(0..len)` (greedy
+/// with one backtrack point, linear in practice and `O(pattern × text)` at worst, no recursion).
+fn glob_match<'a>(len: usize, piece: impl Fn(usize) -> GlobRef<'a>, text: &str) -> bool {
     let (mut p, mut t) = (0, 0);
     // After a `*`: the pattern index after it and the text offset it currently swallows up to.
     let mut backtrack: Option<(usize, usize)> = None;
     loop {
-        let advanced = match pattern.get(p) {
-            Some(Glob::Star) => {
-                backtrack = Some((p + 1, t));
-                p += 1;
-                continue;
+        let advanced = if p < len {
+            match piece(p) {
+                // A trailing `*` takes whatever is left.
+                GlobRef::Star if p + 1 == len => return true,
+                GlobRef::Star => {
+                    backtrack = Some((p + 1, t));
+                    p += 1;
+                    continue;
+                }
+                GlobRef::One => text[t..].chars().next().map(char::len_utf8),
+                GlobRef::Literal(literal) => {
+                    text[t..].starts_with(literal).then_some(literal.len())
+                }
             }
-            Some(Glob::One) => text[t..].chars().next().map(char::len_utf8),
-            Some(Glob::Literal(literal)) => text[t..]
-                .starts_with(literal.as_str())
-                .then_some(literal.len()),
-            None if t == text.len() => return true,
-            None => None,
+        } else if t == text.len() {
+            return true;
+        } else {
+            None
         };
         if let Some(length) = advanced {
             p += 1;

@@ -250,82 +250,111 @@ fn condition_operators() {
         ..Thing::default()
     });
     let bare = RequestContext::new("other");
-    // Values of one key are alternatives; keys and operators must all hold.
-    assert!(decide(
-        r#"{"StringEquals": {"iot:ClientId": ["x", "Sensor-1"]}}"#,
-        &typed
-    ));
-    assert!(!decide(
-        r#"{"StringEquals": {"iot:ClientId": "sensor-1"}}"#,
-        &typed
-    ));
-    assert!(decide(
-        r#"{"StringEqualsIgnoreCase": {"iot:ClientId": "sensor-1"}}"#,
-        &typed
-    ));
-    assert!(
-        !decide(r#"{"StringEquals": {"iot:ClientId": "Sensor-*"}}"#, &typed),
-        "StringEquals has no wildcards"
-    );
-    assert!(decide(
-        r#"{"StringLike": {"iot:ClientId": "Sensor-*"}}"#,
-        &typed
-    ));
-    assert!(!decide(
-        r#"{"StringNotLike": {"iot:ClientId": "Sensor-*"}}"#,
-        &typed
-    ));
-    assert!(decide(
-        r#"{"StringNotEquals": {"iot:ClientId": ["a", "b"]}}"#,
-        &typed
-    ));
-    assert!(!decide(
-        r#"{"StringNotEquals": {"iot:ClientId": ["a", "Sensor-1"]}}"#,
-        &typed
-    ));
-    assert!(!decide(
-        r#"{"StringEquals": {"iot:ClientId": "Sensor-1"}, "Bool": {"iot:Connection.Thing.IsAttached": "false"}}"#,
-        &typed
-    ));
-    // Variables in condition values.
-    assert!(decide(
-        r#"{"StringEquals": {"iot:Connection.Thing.ThingName": "${iot:ClientId}"}}"#,
-        &typed
-    ));
-    // Missing keys: positive false, negated true, IfExists true, Null tells.
-    assert!(!decide(
-        r#"{"StringEquals": {"iot:Connection.Thing.ThingTypeName": "Thermostat"}}"#,
-        &bare
-    ));
-    assert!(decide(
-        r#"{"StringNotEquals": {"iot:Connection.Thing.ThingTypeName": "Thermostat"}}"#,
-        &bare
-    ));
-    assert!(decide(
-        r#"{"StringEqualsIfExists": {"iot:Connection.Thing.ThingTypeName": "Thermostat"}}"#,
-        &bare
-    ));
-    assert!(!decide(
-        r#"{"StringEqualsIfExists": {"iot:Connection.Thing.ThingTypeName": "Lamp"}}"#,
-        &typed
-    ));
-    assert!(decide(
-        r#"{"Null": {"iot:Connection.Thing.ThingTypeName": "true"}}"#,
-        &bare
-    ));
-    assert!(!decide(
-        r#"{"Null": {"iot:Connection.Thing.ThingTypeName": "true"}}"#,
-        &typed
-    ));
-    // JSON booleans are accepted for Bool, as the string forms.
-    assert!(decide(
-        r#"{"Bool": {"iot:Connection.Thing.IsAttached": true}}"#,
-        &typed
-    ));
-    assert!(decide(
-        r#"{"Bool": {"iot:Connection.Thing.IsAttached": false}}"#,
-        &bare
-    ));
+    let cases = [
+        // Values of one key are alternatives; keys and operators must all hold.
+        (
+            r#"{"StringEquals": {"iot:ClientId": ["x", "Sensor-1"]}}"#,
+            &typed,
+            true,
+        ),
+        (
+            r#"{"StringEquals": {"iot:ClientId": "sensor-1"}}"#,
+            &typed,
+            false,
+        ),
+        (
+            r#"{"StringEqualsIgnoreCase": {"iot:ClientId": "sensor-1"}}"#,
+            &typed,
+            true,
+        ),
+        // StringEquals has no wildcards.
+        (
+            r#"{"StringEquals": {"iot:ClientId": "Sensor-*"}}"#,
+            &typed,
+            false,
+        ),
+        (
+            r#"{"StringLike": {"iot:ClientId": "Sensor-*"}}"#,
+            &typed,
+            true,
+        ),
+        (
+            r#"{"StringNotLike": {"iot:ClientId": "Sensor-*"}}"#,
+            &typed,
+            false,
+        ),
+        (
+            r#"{"StringNotEquals": {"iot:ClientId": ["a", "b"]}}"#,
+            &typed,
+            true,
+        ),
+        (
+            r#"{"StringNotEquals": {"iot:ClientId": ["a", "Sensor-1"]}}"#,
+            &typed,
+            false,
+        ),
+        (
+            r#"{"StringEquals": {"iot:ClientId": "Sensor-1"}, "Bool": {"iot:Connection.Thing.IsAttached": "false"}}"#,
+            &typed,
+            false,
+        ),
+        // Variables in condition values.
+        (
+            r#"{"StringEquals": {"iot:Connection.Thing.ThingName": "${iot:ClientId}"}}"#,
+            &typed,
+            true,
+        ),
+        // Missing keys: positive false, negated true, IfExists true, Null tells.
+        (
+            r#"{"StringEquals": {"iot:Connection.Thing.ThingTypeName": "Thermostat"}}"#,
+            &bare,
+            false,
+        ),
+        (
+            r#"{"StringNotEquals": {"iot:Connection.Thing.ThingTypeName": "Thermostat"}}"#,
+            &bare,
+            true,
+        ),
+        (
+            r#"{"StringEqualsIfExists": {"iot:Connection.Thing.ThingTypeName": "Thermostat"}}"#,
+            &bare,
+            true,
+        ),
+        (
+            r#"{"StringEqualsIfExists": {"iot:Connection.Thing.ThingTypeName": "Lamp"}}"#,
+            &typed,
+            false,
+        ),
+        (
+            r#"{"Null": {"iot:Connection.Thing.ThingTypeName": "true"}}"#,
+            &bare,
+            true,
+        ),
+        (
+            r#"{"Null": {"iot:Connection.Thing.ThingTypeName": "true"}}"#,
+            &typed,
+            false,
+        ),
+        // JSON booleans are accepted for Bool, as the string forms.
+        (
+            r#"{"Bool": {"iot:Connection.Thing.IsAttached": true}}"#,
+            &typed,
+            true,
+        ),
+        (
+            r#"{"Bool": {"iot:Connection.Thing.IsAttached": false}}"#,
+            &bare,
+            true,
+        ),
+    ];
+    for (condition, ctx, expected) in cases {
+        assert_eq!(
+            decide(condition, ctx),
+            expected,
+            "{condition} for {:?}",
+            ctx.client_id
+        );
+    }
 }
 
 #[test]

@@ -212,19 +212,13 @@ fn check_pair(cert_pem: &str, key_pem: &str, what: &str) -> Result<(), PkiError>
 
 /// A self-signed CA certificate and its key.
 fn new_ca() -> Result<Pair, PkiError> {
-    let mut params = CertificateParams::default();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "otastream dev CA");
-    params
-        .distinguished_name
-        .push(DnType::OrganizationName, "otastream");
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
+    let params = ca_params(
+        &[
+            (DnType::CommonName, "otastream dev CA"),
+            (DnType::OrganizationName, "otastream"),
+        ],
+        BasicConstraints::Unconstrained,
+    );
     let key = KeyPair::generate().map_err(|e| cert_error("key generation failed", e))?;
     let cert = params
         .self_signed(&key)
@@ -237,23 +231,30 @@ fn new_ca() -> Result<Pair, PkiError> {
 
 /// The IoT issuing CA, signed by `ca`, allowed to sign leaf certificates only (path length 0).
 fn new_iot_ca(ca: &Pair) -> Result<Pair, PkiError> {
+    let params = ca_params(
+        &[
+            (DnType::CommonName, "otastream IoT issuing CA"),
+            (DnType::OrganizationalUnitName, "otastream IoT"),
+            (DnType::OrganizationName, "otastream"),
+        ],
+        BasicConstraints::Constrained(0),
+    );
+    sign_new_key(params, ca)
+}
+
+/// The parameters of a CA certificate named `names`.
+fn ca_params(names: &[(DnType, &str)], constraints: BasicConstraints) -> CertificateParams {
     let mut params = CertificateParams::default();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "otastream IoT issuing CA");
-    params
-        .distinguished_name
-        .push(DnType::OrganizationalUnitName, "otastream IoT");
-    params
-        .distinguished_name
-        .push(DnType::OrganizationName, "otastream");
-    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    for (kind, value) in names {
+        params.distinguished_name.push(kind.clone(), *value);
+    }
+    params.is_ca = IsCa::Ca(constraints);
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
-    sign_new_key(params, ca)
+    params
 }
 
 /// Reads a certificate/key pair: `None` when neither file exists, `Invalid` when only one does.
