@@ -321,6 +321,6 @@ pub(crate) fn ensure_dev_certificate(state: &ApiState) -> Result<(), StoreError>
 fn pki_error(e: otastream_pki::PkiError) -> StoreError {
     match e {
         otastream_pki::PkiError::Io(e) => StoreError::Io(e),
-        other => StoreError::Invalid(format!("dev PKI: {other}")),
+        other => StoreError::Pki(other.to_string()),
     }
 }
