@@ -79,7 +79,7 @@ impl Store {
         }
     }
 
-    /// Starts a multipart upload to `bucket/key`; returns the upload id. `NoSuchBucket` if missing.
+    /// Starts a multipart upload to `bucket/key`; returns the upload id. `NotFound(Bucket)` if missing.
     pub(crate) fn do_create_multipart(
         &self,
         bucket: &str,
@@ -97,7 +97,7 @@ impl Store {
     }
 
     /// Stores part `part_number` (1..=10000) of an upload, replacing an earlier part with that number;
-    /// returns its quoted MD5 ETag. `NoSuchUpload`, or `InvalidArgument` for a bad part number.
+    /// returns its quoted MD5 ETag. `NotFound(Upload)`, or `Invalid(PartNumber)`.
     pub(crate) fn do_upload_part(
         &self,
         upload_id: &str,
@@ -141,8 +141,8 @@ impl Store {
 
     /// Completes an upload from the listed `(part number, etag)` pairs, which must be in ascending order
     /// and name stored parts with matching ETags; every part but the last must be at least
-    /// [`MIN_PART_SIZE`]. Errors: `NoSuchUpload`, `MalformedXML` (no parts), `InvalidPartOrder`,
-    /// `InvalidPart`, `EntityTooSmall`, all as `Invalid` except the first.
+    /// [`MIN_PART_SIZE`]. Errors: `NotFound(Upload)`, `Invalid(NoParts | PartOrder |
+    /// PartMissing | PartTooSmall)` (see [`crate::rules::choose_parts`]).
     pub(crate) fn do_complete_multipart(
         &self,
         upload_id: &str,
@@ -188,7 +188,7 @@ impl Store {
         Ok(info)
     }
 
-    /// Abandons an upload and deletes its parts; `NoSuchUpload` if it is not in progress.
+    /// Abandons an upload and deletes its parts; `NotFound(Upload)` if it is not in progress.
     pub(crate) fn do_abort_multipart(&self, upload_id: &str) -> Result<(), StoreError> {
         let part_files = {
             let mut conn = self.conn();

@@ -107,8 +107,8 @@ impl Store {
     }
 
     /// The newest live version (or the named version) with its bytes, memory-mapped.
-    /// `NotFound` with `NoSuchBucket`, `NoSuchKey` (also when the newest version is a delete marker) or
-    /// `NoSuchVersion`.
+    /// `NotFound` of `Bucket`, `Object` (also when the newest version is a delete marker) or
+    /// `ObjectVersion`.
     pub(crate) fn do_get_object(
         &self,
         bucket: &str,

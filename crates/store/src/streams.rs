@@ -66,8 +66,7 @@ fn find_stream(conn: &Connection, id: &str) -> Result<Option<StreamRecord>, Stor
 
 impl Store {
     /// Creates a stream at version 1, pinning its files to object versions. Errors:
-    /// `InvalidRequestException` (id, description, file list), `ResourceNotFoundException` (an object or
-    /// version is missing), `ResourceAlreadyExistsException`.
+    /// `NotFound` (a bucket, object or version is missing), `AlreadyExists(Stream)`.
     pub(crate) fn do_create_stream(&self, s: &NewStream) -> Result<StreamRecord, StoreError> {
         let mut conn = self.conn();
         let tx = db::write_tx(&mut conn)?;
@@ -116,7 +115,7 @@ impl Store {
     }
 
     /// Applies an update and bumps the version (files given are resolved again); drops the cached
-    /// image. `ResourceNotFoundException` if the stream does not exist, plus the errors of create.
+    /// image. `NotFound(Stream)` if the stream does not exist, plus the errors of create.
     pub(crate) fn do_update_stream(
         &self,
         id: &str,

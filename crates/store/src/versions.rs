@@ -60,8 +60,8 @@ fn find_version(
     Ok(row)
 }
 
-/// The version a get would return: `NoSuchBucket`, `NoSuchKey` (also for a delete marker) or
-/// `NoSuchVersion` otherwise.
+/// The version a get would return: `NotFound` of `Bucket`, `Object` (also for a delete marker) or
+/// `ObjectVersion` otherwise.
 pub(crate) fn live_version(
     conn: &Connection,
     bucket: &str,
