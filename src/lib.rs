@@ -7,7 +7,8 @@
 //! - [`server`]: [`server::ServerConfig`], [`server::start`] → [`server::RunningServer`]; binds every
 //!   listener, opens the store and the dev PKI, and wires the gateway, the metrics endpoint and the
 //!   control plane together. Tests start a real server in-process with it.
-//! - [`jobs_bridge`]: the jobs engine ↔ device gateway seam (device Jobs API requests in,
+//! - [`jobs_bridge`]: wiring of the jobs driver (`otastream-jobs-driver`) to the device gateway
+//!   (device Jobs API requests in, throttled requests answered at once,
 //!   answers and `notify-next` out).
 //! - `main.rs`: the thin `otastream` command line (`serve`, `dev-cert`).
 

@@ -7,7 +7,6 @@ mod gateway_support;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gateway_support::{Device, TestServer};
-use otastream_api::jobs_hub::Plane;
 use otastream_jobs::{ExecutionStatus, JobSpec, NoGroups};
 use rumqttc::QoS;
 
@@ -24,7 +23,7 @@ async fn a_device_is_notified_fetches_its_next_job_and_completes_it() -> anyhow:
     dev.subscribe("$aws/things/dev-j/jobs/notify-next", QoS::AtLeastOnce)
         .await?;
 
-    let (jobs, store) = (t.server.jobs.clone(), t.server.store.clone());
+    let jobs = t.server.jobs.clone();
     tokio::task::spawn_blocking(move || {
         let spec = JobSpec {
             job_arn: "arn:aws:iot:us-east-1:123456789012:job/j1".into(),
@@ -33,10 +32,8 @@ async fn a_device_is_notified_fetches_its_next_job_and_completes_it() -> anyhow:
             document: r#"{"op":"update"}"#.into(),
             ..JobSpec::default()
         };
-        jobs.apply(&store, Plane::Control, |e| {
-            Ok(((), e.handle_create_job(spec, &NoGroups, now_ms())?))
-        })
-        .map_err(|e| anyhow::anyhow!("{}", e.message))
+        jobs.apply(|e| Ok(((), e.handle_create_job(spec, &NoGroups, now_ms())?)))
+            .map_err(|e| anyhow::anyhow!("{e}"))
     })
     .await??;
 

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult, json_ok, parse_json};
 use crate::jobs::StoreGroups;
-use crate::jobs_hub::Plane;
+use crate::jobs_hub::{ApplyAs, Plane};
 use crate::util::{QueryMap, epoch_seconds, now_ms, paginate, with_token};
 use crate::validate;
 
@@ -274,7 +274,7 @@ async fn add_thing_to_group(State(state): State<ApiState>, body: Bytes) -> ApiRe
             s.store
                 .put_resource(MEMBER, &format!("{group}/{thing}"), Some(&group), &row)?;
             // CONTINUOUS jobs targeting the group reach the new member.
-            s.jobs.apply(&s.store, Plane::Control, |e| {
+            s.jobs.apply_as(Plane::Control, |e| {
                 Ok(((), e.handle_thing_added_to_group(&thing, &group, now_ms())))
             })
         })
@@ -293,7 +293,7 @@ async fn remove_thing_from_group(
             s.store
                 .delete_resource(MEMBER, &format!("{group}/{thing}"))?;
             let groups = StoreGroups(s);
-            s.jobs.apply(&s.store, Plane::Control, |e| {
+            s.jobs.apply_as(Plane::Control, |e| {
                 Ok((
                     (),
                     e.handle_thing_removed_from_group(&thing, &group, &groups, now_ms()),

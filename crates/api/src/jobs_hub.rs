@@ -1,30 +1,24 @@
-//! The driver of the sans-IO jobs engine (`otastream-jobs`) on the control-plane side.
+//! The control plane's side of the jobs driver (`otastream-jobs-driver`): which API a jobs call
+//! came through, and the one place its failures become wire errors ([`ApplyAs::apply_as`]);
+//! [`start_jobs`], the jobs wiring of both binaries; and [`ResourceJobs`], the driver's
+//! [`JobsRepository`] over today's JSON resources table.
 //!
-//! [`JobsHandle`] owns the shared [`Engine`] behind a mutex. [`JobsHandle::apply`] runs one
-//! engine call and then carries out its actions in order: `Save*` / `Delete*` actions are
-//! written to the store in ONE transaction before anything is published, and publish actions
-//! (`Reply`, `Notify`, `NotifyNext`) go to the [`ActionSink`] (the device gateway when the
-//! server wires one in; dropped otherwise). The engine mutex is not held across the commit: a
-//! second mutex, taken before the engine is released, keeps commits and publications in engine
-//! order while the next engine call already runs (a pipeline of two). Engine inputs follow
-//! arrival order: device requests reach the engine through a queue (the server's jobs bridge),
-//! so every other mutation first waits, through the [`DeviceQueue`] installed with
-//! [`JobsHandle::with_device_queue`], until the device requests queued before it are applied —
-//! without holding any lock of its own. Records: `job/<jobId>`
-//! holds a serialized [`Job`], `job-execution/<jobId>/<thing>` a [`JobExecution`] with the job
-//! as parent.
+//! Records: `job/<jobId>` holds a serialized [`Job`], `job-execution/<jobId>/<thing>` a
+//! [`JobExecution`] with the job as parent.
 
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
-
-use otastream_jobs::engine::{Action, Engine, Presigner};
+use otastream_jobs::engine::{Action, Engine};
 use otastream_jobs::error::JobsError;
 use otastream_jobs::execution::JobExecution;
 use otastream_jobs::model::Job;
+pub use otastream_jobs_driver::JobsHandle;
+use std::sync::Arc;
+
+use otastream_jobs_driver::{
+    ApplyError, JobWrite, JobsRepository, JobsRuntime, Publisher, QueueLimits, StartError,
+};
 use otastream_store::{Store, StoreError};
 
 use crate::error::{ApiError, ApiResult};
-use crate::util::now_ms;
 
 /// Resource kind of persisted jobs.
 pub const JOB_KIND: &str = "job";
@@ -38,187 +32,108 @@ pub enum Plane {
     Control,
     /// iot-jobs-data.
     Data,
-    /// Device requests (MQTT) applied by the device queue itself, already in arrival order;
-    /// errors are encoded like iot-jobs-data.
-    Device,
 }
 
-/// The queue device requests wait in before they reach the engine.
-pub trait DeviceQueue: Send + Sync {
-    /// Blocks until every device request queued before this call has been applied (or the
-    /// queue has stopped). Never called with a [`JobsHandle`] lock held, nor for
-    /// [`Plane::Device`] (the queue's own applies).
-    fn wait_for_earlier(&self);
-}
-
-/// Receives the publish actions of the engine (MQTT replies and notifications).
-pub trait ActionSink: Send + Sync {
-    /// Publishes `action` (one of `Reply`, `Notify`, `NotifyNext`).
-    fn publish(&self, action: Action);
-}
-
-/// A sink that drops publications (no device gateway attached).
-struct NoDevices;
-
-impl ActionSink for NoDevices {
-    fn publish(&self, action: Action) {
-        tracing::debug!(topic = ?action.topic(), "no device gateway attached; publication dropped");
+impl Plane {
+    /// The wire error of a failed [`JobsHandle::apply`] on this plane.
+    pub fn error(self, e: ApplyError) -> ApiError {
+        match (e, self) {
+            (ApplyError::Refused(e), Self::Control) => jobs_error(e),
+            (ApplyError::Refused(e), Self::Data) => data_plane_error(e),
+            (ApplyError::Store(e), _) => e.into(),
+        }
     }
 }
 
-/// The jobs engine shared by the control plane and (through the server wiring) the gateway.
-#[derive(Clone)]
-pub struct JobsHandle {
-    engine: Arc<Mutex<Engine>>,
-    /// Held from the end of an engine call until its records are committed and published.
-    commit: Arc<Mutex<()>>,
-    sink: Arc<dyn ActionSink>,
-    device_queue: Option<Arc<dyn DeviceQueue>>,
+/// The jobs engine restored from `store` and started: its handle (ordered behind the device
+/// request queue; hand it to [`crate::ApiState::with_jobs`] and spawn its timers) and the device
+/// request queue (for the gateway), publishing to `publisher`. The one jobs wiring: `otastream
+/// serve` and `otastream-control-plane` both start jobs here.
+pub fn start_jobs(store: &Store, publisher: Arc<dyn Publisher>) -> Result<JobsRuntime, StartError> {
+    JobsRuntime::start(
+        Arc::new(ResourceJobs(store.clone())),
+        publisher,
+        QueueLimits::default(),
+    )
 }
 
-impl JobsHandle {
-    /// Rebuilds the engine from the persisted jobs and executions.
-    pub fn restore(store: &Store) -> Result<Self, StoreError> {
+/// [`JobsHandle::apply`] with its failures as wire errors.
+pub trait ApplyAs {
+    /// Runs `f` through the driver (persist, then publish) and maps a failure for `plane`.
+    fn apply_as<T>(
+        &self,
+        plane: Plane,
+        f: impl FnOnce(&mut Engine) -> Result<(T, Vec<Action>), JobsError>,
+    ) -> ApiResult<T>;
+}
+
+impl ApplyAs for JobsHandle {
+    fn apply_as<T>(
+        &self,
+        plane: Plane,
+        f: impl FnOnce(&mut Engine) -> Result<(T, Vec<Action>), JobsError>,
+    ) -> ApiResult<T> {
+        self.apply(f).map_err(|e| plane.error(e))
+    }
+}
+
+/// The jobs repository over the store's JSON resources (until the store has a typed one).
+pub struct ResourceJobs(pub Store);
+
+impl JobsRepository for ResourceJobs {
+    fn load(&self) -> Result<(Vec<Job>, Vec<JobExecution>), StoreError> {
         let decode = |kind: &str| -> Result<Vec<serde_json::Value>, StoreError> {
-            Ok(store
+            Ok(self
+                .0
                 .list_resources(kind, None)?
                 .into_iter()
                 .map(|(_, v)| v)
                 .collect())
         };
-        let jobs: Vec<Job> = decode(JOB_KIND)?
+        let jobs = decode(JOB_KIND)?
             .into_iter()
             .map(serde_json::from_value)
             .collect::<Result<_, _>>()?;
-        let execs: Vec<JobExecution> = decode(EXECUTION_KIND)?
+        let executions = decode(EXECUTION_KIND)?
             .into_iter()
             .map(serde_json::from_value)
             .collect::<Result<_, _>>()?;
-        let engine = Engine::restore(jobs, execs, now_ms());
-        Ok(Self {
-            engine: Arc::new(Mutex::new(engine)),
-            commit: Arc::new(Mutex::new(())),
-            sink: Arc::new(NoDevices),
-            device_queue: None,
+        Ok((jobs, executions))
+    }
+
+    fn save(&self, writes: &[JobWrite<'_>]) -> Result<(), StoreError> {
+        self.0.transaction(|tx| {
+            for write in writes {
+                match *write {
+                    JobWrite::Job(job) => tx.put_resource(
+                        JOB_KIND,
+                        &job.spec.job_id,
+                        None,
+                        &serde_json::to_value(job)?,
+                    )?,
+                    JobWrite::Execution(e) => {
+                        let id = format!("{}/{}", e.job_id, e.thing_name);
+                        tx.put_resource(
+                            EXECUTION_KIND,
+                            &id,
+                            Some(&e.job_id),
+                            &serde_json::to_value(e)?,
+                        )?;
+                    }
+                    JobWrite::DeleteJob(job_id) => {
+                        for (id, _) in tx.list_resources(EXECUTION_KIND, Some(job_id))? {
+                            tx.delete_resource(EXECUTION_KIND, &id)?;
+                        }
+                        tx.delete_resource(JOB_KIND, job_id)?;
+                    }
+                    JobWrite::DeleteExecution { job_id, thing } => {
+                        tx.delete_resource(EXECUTION_KIND, &format!("{job_id}/{thing}"))?;
+                    }
+                }
+            }
+            Ok(())
         })
     }
-
-    /// Sends publish actions to `sink` from now on.
-    pub fn with_sink(mut self, sink: Arc<dyn ActionSink>) -> Self {
-        self.sink = sink;
-        self
-    }
-
-    /// Makes every non-device mutation of this handle (and its later clones) wait for the
-    /// device requests queued in `queue` before it (arrival order).
-    pub fn with_device_queue(mut self, queue: Arc<dyn DeviceQueue>) -> Self {
-        self.device_queue = Some(queue);
-        self
-    }
-
-    /// Installs the presigner for `${aws:iot:s3-presigned-url:…}` placeholders.
-    pub fn set_presigner(&self, presigner: Box<dyn Presigner>) {
-        self.lock().set_presigner(presigner);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Engine> {
-        self.engine.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Reads the engine.
-    pub fn read<T>(&self, f: impl FnOnce(&Engine) -> T) -> T {
-        f(&self.lock())
-    }
-
-    /// Runs a mutating engine call, persists its records, then publishes. Blocking (store I/O;
-    /// outside [`Plane::Device`] also the wait for earlier device requests).
-    /// `f` may make many engine calls (group commit): all their records go into one
-    /// transaction and their publications follow in order once it has committed.
-    pub fn apply<T>(
-        &self,
-        store: &Store,
-        plane: Plane,
-        f: impl FnOnce(&mut Engine) -> Result<(T, Vec<Action>), JobsError>,
-    ) -> ApiResult<T> {
-        // Arrival order: device requests queued before this call go first. No lock held here.
-        if let (Some(queue), Plane::Control | Plane::Data) = (&self.device_queue, plane) {
-            queue.wait_for_earlier();
-        }
-        let mut engine = self.lock();
-        let (out, actions) = f(&mut engine).map_err(|e| match plane {
-            Plane::Control => jobs_error(e),
-            Plane::Data | Plane::Device => data_plane_error(e),
-        })?;
-        // Hand over: commits happen in engine order, without the engine locked during fsync.
-        let commit = self.commit.lock().unwrap_or_else(PoisonError::into_inner);
-        drop(engine);
-        persist(store, &actions)?;
-        for action in actions.into_iter().filter(|a| a.topic().is_some()) {
-            self.sink.publish(action);
-        }
-        drop(commit);
-        Ok(out)
-    }
-
-    /// Fires due timeouts and rollout releases forever (spawn it once per server).
-    pub async fn run_timers(self, store: Store) {
-        loop {
-            let now = now_ms();
-            let due = self.read(Engine::poll_timeout);
-            if due.is_some_and(|d| d <= now) {
-                let (handle, store) = (self.clone(), store.clone());
-                let run = tokio::task::spawn_blocking(move || {
-                    handle.apply(&store, Plane::Control, |e| Ok(((), e.handle_timeout(now))))
-                });
-                if let Ok(Err(e)) = run.await {
-                    tracing::error!(error = %e.message, "jobs timers could not be persisted");
-                }
-                continue;
-            }
-            let wait = due.map_or(1000, |d| (d - now).min(1000));
-            tokio::time::sleep(Duration::from_millis(wait)).await;
-        }
-    }
-}
-
-/// Writes the persistence actions in one transaction (nothing is published before it commits).
-fn persist(store: &Store, actions: &[Action]) -> ApiResult<()> {
-    if !actions.iter().any(|a| a.topic().is_none()) {
-        return Ok(());
-    }
-    store.transaction(|tx| {
-        for action in actions {
-            match action {
-                Action::SaveJob(job) => tx.put_resource(
-                    JOB_KIND,
-                    &job.spec.job_id,
-                    None,
-                    &serde_json::to_value(job)?,
-                )?,
-                Action::SaveExecution(e) => {
-                    let id = format!("{}/{}", e.job_id, e.thing_name);
-                    tx.put_resource(
-                        EXECUTION_KIND,
-                        &id,
-                        Some(&e.job_id),
-                        &serde_json::to_value(e)?,
-                    )?;
-                }
-                Action::DeleteJob { job_id } => {
-                    for (id, _) in tx.list_resources(EXECUTION_KIND, Some(job_id))? {
-                        tx.delete_resource(EXECUTION_KIND, &id)?;
-                    }
-                    tx.delete_resource(JOB_KIND, job_id)?;
-                }
-                Action::DeleteExecution { job_id, thing } => {
-                    tx.delete_resource(EXECUTION_KIND, &format!("{job_id}/{thing}"))?;
-                }
-                _ => {}
-            }
-        }
-        Ok(())
-    })?;
-    Ok(())
 }
 
 /// The control-plane wire error of an engine refusal.

@@ -15,8 +15,9 @@
 //! - `s3` (+ `s3_convert`, `s3_list`, `s3_multipart`): `impl s3s::S3` over the store (buckets, versioning,
 //!   objects, ranges, listings, multipart).
 //! - `validate`: identifier and enum checks the CLI does not do (AWS-API.md §7.2).
-//! - [`jobs_hub`]: [`jobs_hub::JobsHandle`], the driver of the shared `otastream-jobs` engine
-//!   (persist, then publish through an [`jobs_hub::ActionSink`]).
+//! - [`jobs_hub`]: the control plane's side of the jobs driver (`otastream-jobs-driver`): the
+//!   wire errors of jobs calls per plane, [`jobs_hub::start_jobs`] (the jobs wiring both
+//!   binaries use) and the jobs repository over the store.
 //! - `presign`: SigV4 presigned S3 GETs for `${aws:iot:s3-presigned-url:…}` (HTTP OTA).
 //! - `iot_things`, `iot_streams`, `acm`, `signer` (+ `signer_jobs`), `ota` (+ `ota_doc`, `ota_files`),
 //!   `jobs`, `jobs_data`:
@@ -123,7 +124,7 @@ impl ApiState {
     /// Builds the state and makes sure the dev code-signing certificate exists in ACM
     /// (created with the store's dev PKI on first start, found again afterwards).
     pub fn new(store: Store, config: ApiConfig) -> Result<Self, StoreError> {
-        let jobs = JobsHandle::restore(&store)?;
+        let jobs = JobsHandle::restore(Arc::new(jobs_hub::ResourceJobs(store.clone())))?;
         Self::with_jobs(store, config, jobs)
     }
 

@@ -62,7 +62,7 @@ impl TestServer {
                     ..ApiConfig::default()
                 };
                 let state = ApiState::new(store, config).expect("state");
-                tokio::spawn(state.jobs.clone().run_timers(state.store.clone()));
+                tokio::spawn(state.jobs.clone().run_timers());
                 port_tx.send(port).expect("send port");
                 axum::serve(listener, otastream_api::router(state))
                     .with_graceful_shutdown(async {

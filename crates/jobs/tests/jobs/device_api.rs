@@ -321,12 +321,8 @@ fn refused_requests_are_rejected_with_their_token() {
             .expect("a request");
     assert!(!String::from_utf8_lossy(&untokened).contains("clientToken"));
     for not_a_request in ["notify", "notify-next", "get/accepted", "j/update/rejected"] {
-        let refused = otastream_jobs::device_api::refuse_device_request(
-            not_a_request,
-            b"{}",
-            &throttled,
-            0,
-        );
+        let refused =
+            otastream_jobs::device_api::refuse_device_request(not_a_request, b"{}", &throttled, 0);
         assert_eq!(refused, None, "{not_a_request}");
     }
 }
