@@ -1,14 +1,19 @@
 //! The device Jobs API through the gateway: a job created in the shared engine reaches a
 //! subscribed device as `notify-next`, `$next/get` is answered without a subscription, and the
-//! device's update lands in the engine (persisted before the answer).
+//! device's update lands in the engine (persisted before the answer); a device flooding the
+//! Jobs API costs another device none of its requests.
 
 mod gateway_support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::BytesMut;
 use gateway_support::{Device, TestServer};
 use otastream_jobs::{ExecutionStatus, JobSpec, NoGroups};
 use rumqttc::QoS;
+use rumqttc::mqttbytes::v4::{Connect, Packet, Publish};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -97,5 +102,84 @@ async fn a_device_is_notified_fetches_its_next_job_and_completes_it() -> anyhow:
         tokio::time::timeout(Duration::from_secs(20), other.next()).await??,
         gateway_support::Seen::Error(_)
     ));
+    Ok(())
+}
+
+/// Requests the flooding device pipelines (issue 16 measured losses with 400k).
+const FLOOD_REQUESTS: usize = 400_000;
+/// `$next/get` requests of the quiet device, each awaited before the next.
+const QUIET_REQUESTS: usize = 200;
+
+/// Issue 16: one device pipelines 400,000 `jobs/get` over a raw socket (reading and discarding
+/// whatever it is sent) while another sends 200 QoS 1 `$next/get`, one at a time: every one of
+/// them is answered (`accepted`, its own token), none is lost to the flood.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_flooding_jobs_get_costs_another_device_none_of_its_next_gets()
+-> anyhow::Result<()> {
+    let t = TestServer::start().await?;
+    let mut quiet = Device::tcp(t.server.mqtt_addr, "dev-quiet").await?;
+
+    let mut flood = TcpStream::connect(t.server.mqtt_addr).await?;
+    let mut frames = BytesMut::new();
+    Packet::Connect(Connect::new("dev-flood")).write(&mut frames, 1 << 20)?;
+    flood.write_all(&frames.split()).await?;
+    let mut connack = [0u8; 4];
+    flood.read_exact(&mut connack).await?;
+    anyhow::ensure!(connack == [0x20, 2, 0, 0], "CONNACK {connack:?}");
+    let get = Publish::new(
+        "$aws/things/dev-flood/jobs/get",
+        QoS::AtMostOnce,
+        b"{}".to_vec(),
+    );
+    const PER_WRITE: usize = 1000;
+    for _ in 0..PER_WRITE {
+        Packet::Publish(get.clone()).write(&mut frames, 1 << 20)?;
+    }
+    let burst = frames.freeze();
+    let (mut flood_rx, mut flood_tx) = flood.into_split();
+    let writer = tokio::spawn(async move {
+        for _ in 0..FLOOD_REQUESTS / PER_WRITE {
+            if flood_tx.write_all(&burst).await.is_err() {
+                break;
+            }
+        }
+        flood_tx
+    });
+    let reader = tokio::spawn(async move {
+        let (mut buf, mut read) = (vec![0u8; 64 * 1024], 0usize);
+        while let Ok(Ok(n @ 1..)) =
+            tokio::time::timeout(Duration::from_secs(30), flood_rx.read(&mut buf)).await
+        {
+            read += n;
+        }
+        read
+    });
+
+    let mut answered = 0;
+    for n in 0..QUIET_REQUESTS {
+        let token = format!("quiet-{n}");
+        let payload = format!(r#"{{"clientToken":"{token}"}}"#);
+        quiet
+            .client
+            .publish(
+                "$aws/things/dev-quiet/jobs/$next/get",
+                QoS::AtLeastOnce,
+                false,
+                payload.into_bytes(),
+            )
+            .await?;
+        let answer = quiet.next_publish().await?;
+        assert_eq!(
+            answer.topic,
+            "$aws/things/dev-quiet/jobs/$next/get/accepted"
+        );
+        let body: serde_json::Value = serde_json::from_slice(&answer.payload)?;
+        assert_eq!(body["clientToken"], token.as_str(), "{body}");
+        answered += 1;
+    }
+    assert_eq!(answered, QUIET_REQUESTS);
+    let flood_tx = writer.await?;
+    drop(flood_tx);
+    reader.abort();
     Ok(())
 }
