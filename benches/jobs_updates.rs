@@ -25,8 +25,8 @@ struct Answers {
 }
 
 impl Publisher for Answers {
-    fn publish(&self, action: Action) {
-        if let Action::Reply { .. } = &action {
+    fn publish(&self, action: &Action) -> bool {
+        if let Action::Reply { .. } = action {
             let topic = action.topic().unwrap_or_default();
             let counter = if topic.ends_with("/rejected") {
                 &self.rejected
@@ -35,6 +35,7 @@ impl Publisher for Answers {
             };
             counter.fetch_add(1, Ordering::Relaxed);
         }
+        true
     }
 }
 

@@ -4,7 +4,8 @@
 //!   `$aws/things/<T>/jobs/...` request to the driver's fair queue, and a request the driver
 //!   refuses (its thing has too many waiting) goes back as [`JobsAdmission::RejectNow`];
 //! - engine → device: [`GatewayPublisher`] is the driver's [`Publisher`]; answers go to the
-//!   requester without a subscription ([`Gateway::reply`](otastream_gateway::Gateway::reply)),
+//!   requester without a subscription ([`Gateway::reply`](otastream_gateway::Gateway::reply);
+//!   one its connection cannot queue now is offered again by the driver),
 //!   `notify` / `notify-next` only to subscribers
 //!   ([`Gateway::notify`](otastream_gateway::Gateway::notify)).
 //!
@@ -26,20 +27,23 @@ use otastream_store::Store;
 pub struct GatewayPublisher(pub OnceLock<WeakGateway>);
 
 impl Publisher for GatewayPublisher {
-    fn publish(&self, action: Action) {
+    /// False when a reply could not be queued to its device (full, or not connected): the driver
+    /// offers it again.
+    fn publish(&self, action: &Action) -> bool {
         let (Some(gateway), Some(topic)) =
             (self.0.get().and_then(WeakGateway::upgrade), action.topic())
         else {
-            return;
+            return true;
         };
         match action {
             Action::Reply { thing, payload, .. } => {
-                gateway.reply(&thing, topic, Bytes::from(payload));
+                gateway.reply(thing, topic, Bytes::copy_from_slice(payload))
             }
             Action::Notify { thing, payload } | Action::NotifyNext { thing, payload } => {
-                gateway.notify(&thing, topic, Bytes::from(payload));
+                gateway.notify(thing, topic, Bytes::copy_from_slice(payload));
+                true
             }
-            _ => {}
+            _ => true,
         }
     }
 }

@@ -2,7 +2,8 @@
 //! round-robin — and the arrival numbers that keep the control plane behind them.
 //!
 //! Sans-IO: no locks, threads or clocks. A thing may have at most `per_thing` requests in the
-//! queue or in the batch being applied; past that (or past `total` for all things together)
+//! queue, in the batch being applied, or applied with their answer still undelivered
+//! ([`FairQueue::hold`]); past that (or past `total` for all things together)
 //! [`FairQueue::push`] refuses, so one device pipelining thousands of requests can neither
 //! crowd out another device's requests nor grow the queue. [`FairQueue::take_batch`] takes one
 //! request per thing per turn, so every thing with a request waiting gets into the next batch.
@@ -44,6 +45,14 @@ struct ThingQueue {
     waiting: VecDeque<DeviceRequest>,
     /// Taken into a batch and not yet reported applied.
     in_batch: usize,
+    /// Applied, their answers not yet handed over ([`FairQueue::hold`]).
+    held: usize,
+}
+
+impl ThingQueue {
+    fn occupied(&self) -> usize {
+        self.waiting.len() + self.in_batch + self.held
+    }
 }
 
 /// Per-thing bounded FIFOs with round-robin batching.
@@ -84,7 +93,7 @@ impl FairQueue {
             return Err(Full::Queue);
         }
         let queue = self.things.entry(thing.to_owned()).or_default();
-        if queue.waiting.len() + queue.in_batch >= self.per_thing {
+        if queue.occupied() >= self.per_thing {
             return Err(Full::Thing);
         }
         if queue.waiting.is_empty() {
@@ -138,10 +147,28 @@ impl FairQueue {
             self.outstanding.remove(&request.arrival);
             if let Some(queue) = self.things.get_mut(&request.thing) {
                 queue.in_batch = queue.in_batch.saturating_sub(1);
-                if queue.in_batch == 0 && queue.waiting.is_empty() {
-                    self.things.remove(&request.thing);
-                }
             }
+            self.forget_if_idle(&request.thing);
+        }
+    }
+
+    /// One answer to `thing` is waiting to be handed over: it keeps occupying one of the
+    /// thing's places until [`FairQueue::release`].
+    pub fn hold(&mut self, thing: &str) {
+        self.things.entry(thing.to_owned()).or_default().held += 1;
+    }
+
+    /// One held answer of `thing` was handed over (or given up on).
+    pub fn release(&mut self, thing: &str) {
+        if let Some(queue) = self.things.get_mut(thing) {
+            queue.held = queue.held.saturating_sub(1);
+        }
+        self.forget_if_idle(thing);
+    }
+
+    fn forget_if_idle(&mut self, thing: &str) {
+        if self.things.get(thing).is_some_and(|q| q.occupied() == 0) {
+            self.things.remove(thing);
         }
     }
 
@@ -237,6 +264,25 @@ mod tests {
             0,
             "an idle thing leaves no bookkeeping behind"
         );
+    }
+
+    #[test]
+    fn answers_not_yet_handed_over_occupy_their_things_places() {
+        let mut q = FairQueue::new(2, 100);
+        push(&mut q, "a").expect("1");
+        push(&mut q, "a").expect("2");
+        let batch = q.take_batch(10);
+        q.hold("a");
+        q.hold("a");
+        q.applied(&batch);
+        assert!(q.applied_through(q.last_arrival()), "applied is applied");
+        assert_eq!(push(&mut q, "a"), Err(Full::Thing), "two answers wait");
+        q.release("a");
+        push(&mut q, "a").expect("one place again");
+        q.release("a");
+        let batch = q.take_batch(10);
+        q.applied(&batch);
+        assert_eq!(q.busy_things(), 0);
     }
 
     #[test]

@@ -17,22 +17,26 @@ use otastream_jobs::engine::{Action, Engine, Presigner};
 use otastream_jobs::error::JobsError;
 use otastream_store::StoreError;
 
+use crate::redelivery::Redelivery;
 use crate::repository::{JobsRepository, writes_of};
 
 /// Receives the publish actions of the engine (MQTT replies and notifications). The device
 /// gateway implements it through the server's wiring.
 pub trait Publisher: Send + Sync {
     /// Publishes `action` (one of `Reply`, `Notify`, `NotifyNext`), after the records it
-    /// reports on are durable.
-    fn publish(&self, action: Action);
+    /// reports on are durable. Must not block. Returns false when it could not hand the
+    /// message over now (the device's queue is full, or it is not connected): the driver offers
+    /// a device request's `Reply` again later; notifications are not repeated.
+    fn publish(&self, action: &Action) -> bool;
 }
 
 /// A publisher that drops everything (no device gateway attached).
 pub struct NoDevices;
 
 impl Publisher for NoDevices {
-    fn publish(&self, action: Action) {
+    fn publish(&self, action: &Action) -> bool {
         tracing::debug!(topic = ?action.topic(), "no device gateway attached; publication dropped");
+        true
     }
 }
 
@@ -120,14 +124,16 @@ impl JobsHandle {
         if let Some(queue) = &self.device_queue {
             queue.wait_for_earlier();
         }
-        self.apply_now(f)
+        self.apply_now(f, None)
     }
 
     /// [`JobsHandle::apply`] without waiting: the device queue's own applies (already in
-    /// arrival order).
+    /// arrival order). With `redelivery`, a `Reply` the publisher cannot take now (or whose
+    /// thing already has answers waiting there) is kept there, to be offered again.
     pub(crate) fn apply_now<T>(
         &self,
         f: impl FnOnce(&mut Engine) -> Result<(T, Vec<Action>), JobsError>,
+        mut redelivery: Option<&mut Redelivery>,
     ) -> Result<T, ApplyError> {
         let mut engine = self.lock();
         let (out, actions) = f(&mut engine)?;
@@ -139,11 +145,28 @@ impl JobsHandle {
             self.repository.save(&writes)?;
         }
         drop(writes);
-        for action in actions.into_iter().filter(|a| a.topic().is_some()) {
-            self.publisher.publish(action);
+        let now = std::time::Instant::now();
+        for action in actions {
+            match (&mut redelivery, &action) {
+                (Some(kept), Action::Reply { thing, .. }) => {
+                    if kept.has(thing) || !self.publisher.publish(&action) {
+                        let thing = thing.clone();
+                        kept.push(&thing, action, now);
+                    }
+                }
+                (_, Action::Reply { .. } | Action::Notify { .. } | Action::NotifyNext { .. }) => {
+                    self.publisher.publish(&action);
+                }
+                _ => {}
+            }
         }
         drop(commit);
         Ok(out)
+    }
+
+    /// Offers `action` to the publisher again (see [`Publisher::publish`]).
+    pub(crate) fn publish(&self, action: &Action) -> bool {
+        self.publisher.publish(action)
     }
 
     /// Fires due timeouts and rollout releases forever (spawn it once per engine).

@@ -14,6 +14,8 @@
 //! - [`requests`]: [`JobsRequests`] — device requests through the queue to one worker thread
 //!   (group commit), `RequestThrottled` refusals, the arrival order the control plane waits on.
 //! - [`fair_queue`]: [`FairQueue`], the sans-IO per-thing bounded FIFOs taken round-robin.
+//! - [`redelivery`]: [`redelivery::Redelivery`], answers a device could not take yet, offered
+//!   again in order.
 //! - [`repository`]: [`JobsRepository`] and [`JobWrite`].
 //!
 //! # Wiring
@@ -23,6 +25,7 @@
 
 pub mod fair_queue;
 pub mod handle;
+pub mod redelivery;
 pub mod repository;
 pub mod requests;
 

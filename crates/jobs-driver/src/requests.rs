@@ -9,13 +9,17 @@
 //!   on fsync.
 //! - **Fairness, no silent loss**: each thing has a bounded share of the queue; a request past
 //!   it is refused at once with the `…/rejected` answer `RequestThrottled` (the caller delivers
-//!   it), never dropped, and another thing's requests are never refused because of it.
+//!   it), never dropped, and another thing's requests are never refused because of it. An
+//!   answer the publisher cannot hand over yet (the device reads slower than it asks) is kept
+//!   in the [`Redelivery`] and offered again every [`RETRY_EVERY`], still occupying its
+//!   thing's share.
 //! - **Arrival order**: a control-plane or HTTP mutation waits until every device request
 //!   accepted before it has been applied (else a `$next/get` sent before `CreateJob` could be
 //!   answered after it, and the agent would see the new job twice and restart its download).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use otastream_jobs::device_api::refuse_device_request;
@@ -23,6 +27,10 @@ use otastream_jobs::{DeviceOp, JobsError};
 
 use crate::fair_queue::{DeviceRequest, FairQueue, Full};
 use crate::handle::{DeviceQueue, JobsHandle, now_ms};
+use crate::redelivery::Redelivery;
+
+/// How often answers waiting in the [`Redelivery`] are offered again.
+pub const RETRY_EVERY: Duration = Duration::from_millis(5);
 
 /// Sizes of the device request queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,20 +97,51 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The next batch, waiting for one; `None` once closing and drained.
-    fn next_batch(&self, max: usize) -> Option<Vec<DeviceRequest>> {
+    /// The next batch, waiting for one (at most `patience`, if given: then an empty batch);
+    /// `None` once closing and drained.
+    fn next_batch(&self, max: usize, patience: Option<Duration>) -> Option<Vec<DeviceRequest>> {
         let state = self.state();
-        let mut state = self
-            .queued
-            .wait_while(state, |s| s.queue.is_empty() && !s.closing)
-            .unwrap_or_else(PoisonError::into_inner);
-        (!state.queue.is_empty()).then(|| state.queue.take_batch(max))
+        let idle = |s: &mut State| s.queue.is_empty() && !s.closing;
+        let mut state = match patience {
+            None => self
+                .queued
+                .wait_while(state, idle)
+                .unwrap_or_else(PoisonError::into_inner),
+            Some(limit) => {
+                self.queued
+                    .wait_timeout_while(state, limit, idle)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0
+            }
+        };
+        if state.closing && state.queue.is_empty() {
+            return None;
+        }
+        Some(state.queue.take_batch(max))
     }
 
-    /// Records `batch` applied (answered, or given up on) and wakes the waiters.
-    fn finish(&self, batch: &[DeviceRequest]) {
-        self.state().queue.applied(batch);
+    /// Records `batch` applied (answered, or given up on) with the answers to `held` things
+    /// kept for redelivery, and wakes the waiters.
+    fn finish(&self, batch: &[DeviceRequest], held: &[String]) {
+        let mut state = self.state();
+        for thing in held {
+            state.queue.hold(thing);
+        }
+        state.queue.applied(batch);
+        drop(state);
         self.applied.notify_all();
+    }
+
+    /// Offers the kept answers again; frees the places of those handed over or given up on.
+    fn redeliver(&self, jobs: &JobsHandle, kept: &mut Redelivery) {
+        let retried = kept.retry(Instant::now(), |answer| jobs.publish(answer));
+        if retried.delivered.is_empty() && retried.dropped.is_empty() {
+            return;
+        }
+        let mut state = self.state();
+        for thing in retried.delivered.iter().chain(&retried.dropped) {
+            state.queue.release(thing);
+        }
     }
 
     fn stop(&self) {
@@ -147,10 +186,22 @@ impl JobsRequests {
         std::thread::Builder::new()
             .name("jobs-requests".into())
             .spawn(move || {
-                while let Some(batch) = stop.0.next_batch(limits.batch) {
-                    apply_batch(&jobs, &batch);
-                    stop.0.finish(&batch);
+                let mut kept = Redelivery::default();
+                loop {
+                    let patience = (!kept.is_empty()).then_some(RETRY_EVERY);
+                    let Some(batch) = stop.0.next_batch(limits.batch, patience) else {
+                        break;
+                    };
+                    if !batch.is_empty() {
+                        let held = apply_batch(&jobs, &batch, &mut kept);
+                        stop.0.finish(&batch, &held);
+                    }
+                    if !kept.is_empty() {
+                        stop.0.redeliver(&jobs, &mut kept);
+                    }
                 }
+                // Closing: one last offer of what is kept (the gateway is going away).
+                stop.0.redeliver(&jobs, &mut kept);
             })?;
         Ok(requests)
     }
@@ -197,11 +248,24 @@ impl JobsRequests {
     /// worker); how many it applied.
     #[cfg(test)]
     pub(crate) fn apply_next_batch(&self, jobs: &JobsHandle, max: usize) -> usize {
+        self.apply_next_batch_keeping(jobs, max, &mut Redelivery::default())
+    }
+
+    /// [`JobsRequests::apply_next_batch`] keeping undelivered answers in `kept` (and offering
+    /// those kept before again afterwards), as the worker does.
+    #[cfg(test)]
+    pub(crate) fn apply_next_batch_keeping(
+        &self,
+        jobs: &JobsHandle,
+        max: usize,
+        kept: &mut Redelivery,
+    ) -> usize {
         let batch = self.shared.state().queue.take_batch(max);
         if !batch.is_empty() {
-            apply_batch(jobs, &batch);
-            self.shared.finish(&batch);
+            let held = apply_batch(jobs, &batch, kept);
+            self.shared.finish(&batch, &held);
         }
+        self.shared.redeliver(jobs, kept);
         batch.len()
     }
 
@@ -237,19 +301,27 @@ fn refusal(thing: &str, topic_suffix: &str, payload: &[u8], full: Full) -> Refus
 
 /// Runs `requests` through the engine in order (one engine call each, one clock reading for
 /// all), persists every record they produce in ONE transaction, then publishes their answers in
-/// order. Blocking. If the commit fails nothing is answered: the agents retry.
-pub(crate) fn apply_batch(jobs: &JobsHandle, requests: &[DeviceRequest]) {
+/// order; an answer that cannot be handed over now goes to `kept`. Returns the thing of each
+/// answer newly kept. Blocking. If the commit fails nothing is answered: the agents retry.
+pub(crate) fn apply_batch(
+    jobs: &JobsHandle,
+    requests: &[DeviceRequest],
+    kept: &mut Redelivery,
+) -> Vec<String> {
     let now = now_ms();
     let applied = catch_unwind(AssertUnwindSafe(|| {
-        jobs.apply_now(|engine| {
-            let actions = requests
-                .iter()
-                .flat_map(|r| {
-                    engine.handle_device_request(&r.thing, &r.topic_suffix, &r.payload, now)
-                })
-                .collect();
-            Ok(((), actions))
-        })
+        jobs.apply_now(
+            |engine| {
+                let actions = requests
+                    .iter()
+                    .flat_map(|r| {
+                        engine.handle_device_request(&r.thing, &r.topic_suffix, &r.payload, now)
+                    })
+                    .collect();
+                Ok(((), actions))
+            },
+            Some(kept),
+        )
     }));
     match applied {
         Ok(Ok(())) => {}
@@ -258,4 +330,5 @@ pub(crate) fn apply_batch(jobs: &JobsHandle, requests: &[DeviceRequest]) {
         }
         Err(_) => tracing::error!(requests = requests.len(), "jobs worker panicked on a batch"),
     }
+    kept.take_newly_kept()
 }

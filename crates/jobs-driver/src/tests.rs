@@ -11,6 +11,7 @@ use otastream_jobs::{Action, ExecutionStatus, Job, JobExecution, JobSpec};
 use otastream_store::StoreError;
 
 use crate::handle::now_ms;
+use crate::redelivery::Redelivery;
 use crate::requests::apply_batch;
 use crate::{
     DeviceRequest, JobWrite, JobsHandle, JobsRepository, JobsRequests, Publisher, QueueLimits,
@@ -96,25 +97,26 @@ struct Recorder {
 }
 
 impl Publisher for Recorder {
-    fn publish(&self, action: Action) {
+    fn publish(&self, action: &Action) -> bool {
         let Action::Reply {
             thing,
             topic_suffix,
             payload,
         } = action
         else {
-            return;
+            return true;
         };
-        let body: serde_json::Value = serde_json::from_slice(&payload).unwrap_or_default();
-        let stored = self.repository.execution("j", &thing);
+        let body: serde_json::Value = serde_json::from_slice(payload).unwrap_or_default();
+        let stored = self.repository.execution("j", thing);
         let answer = Answer {
             token: body["clientToken"].as_str().unwrap_or_default().to_owned(),
             accepted: topic_suffix.ends_with("/accepted"),
             stored_step: stored
                 .and_then(|e| e.status_details.get("step").and_then(|s| s.parse().ok())),
-            thing,
+            thing: thing.clone(),
         };
         self.answers.lock().expect("recorder").push(answer);
+        true
     }
 }
 
@@ -194,7 +196,7 @@ fn assert_ordered_and_durable(recorder: &Recorder) {
 #[test]
 fn one_batch_applies_interleaved_device_updates_in_order_and_answers_after_the_commit() {
     let (_repository, jobs, recorder) = setup();
-    apply_batch(&jobs, &interleaved_updates());
+    apply_batch(&jobs, &interleaved_updates(), &mut Redelivery::default());
     assert_ordered_and_durable(&recorder);
     let done = jobs.read(|e| e.job_counts("j").map(|c| c.get(ExecutionStatus::Succeeded)));
     assert_eq!(done, Some(THINGS as u64));
@@ -242,7 +244,7 @@ fn concurrent_batches_commit_in_engine_order() {
                             request(format!("t{i}"), "j/update", payload)
                         })
                         .collect();
-                    apply_batch(jobs, &batch);
+                    apply_batch(jobs, &batch, &mut Redelivery::default());
                 }
             });
         }
@@ -260,7 +262,7 @@ fn concurrent_batches_commit_in_engine_order() {
 #[test]
 fn a_restored_handle_has_every_committed_record() {
     let (repository, jobs, _recorder) = setup();
-    apply_batch(&jobs, &interleaved_updates());
+    apply_batch(&jobs, &interleaved_updates(), &mut Redelivery::default());
     let restored = JobsHandle::restore(repository).expect("restore");
     let counts = restored.read(|e| e.job_counts("j").map(|c| c.get(ExecutionStatus::Succeeded)));
     assert_eq!(counts, Some(THINGS as u64));

@@ -21,15 +21,15 @@ struct GatedPublisher {
 const GATE_THING: &str = "gate";
 
 impl Publisher for GatedPublisher {
-    fn publish(&self, action: Action) {
+    fn publish(&self, action: &Action) -> bool {
         let topic = action.topic().unwrap_or_default();
         let (Action::Reply { thing, payload, .. }
         | Action::Notify { thing, payload }
         | Action::NotifyNext { thing, payload }) = action
         else {
-            return;
+            return true;
         };
-        let body = serde_json::from_slice(&payload).unwrap_or_default();
+        let body = serde_json::from_slice(payload).unwrap_or_default();
         self.seen
             .lock()
             .expect("seen")
@@ -42,6 +42,7 @@ impl Publisher for GatedPublisher {
                 let _ = gate.recv();
             }
         }
+        true
     }
 }
 

@@ -5,32 +5,63 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::*;
+use crate::redelivery::Redelivery;
 
 const FLOOD: &str = "flood";
 const QUIET: &str = "quiet";
 
-/// Counts answers per thing; keeps the quiet thing's in order.
-#[derive(Default)]
+/// Counts answers per thing; keeps the quiet thing's in order. The flooding device takes an
+/// answer only while it has room ([`Tally::flood_room`]), as its connection's bounded queue.
 struct Tally {
     flood_answers: AtomicUsize,
+    flood_room: AtomicUsize,
     quiet: Mutex<Vec<(String, serde_json::Value)>>,
 }
 
+impl Tally {
+    /// A flooding device with room for `room` answers at a time (reads them all at once).
+    fn new(room: usize) -> Self {
+        Self {
+            flood_answers: AtomicUsize::new(0),
+            flood_room: AtomicUsize::new(room),
+            quiet: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The flooding device read every answer handed to it.
+    fn flood_reads(&self, room: usize) {
+        self.flood_room.store(room, Ordering::Relaxed);
+    }
+}
+
 impl Publisher for Tally {
-    fn publish(&self, action: Action) {
+    fn publish(&self, action: &Action) -> bool {
         let Action::Reply {
             thing,
             topic_suffix,
             payload,
         } = action
         else {
-            return;
+            return true;
         };
         if thing == FLOOD {
-            self.flood_answers.fetch_add(1, Ordering::Relaxed);
+            let took = self
+                .flood_room
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |room| {
+                    room.checked_sub(1)
+                })
+                .is_ok();
+            if took {
+                self.flood_answers.fetch_add(1, Ordering::Relaxed);
+            }
+            took
         } else {
-            let body = serde_json::from_slice(&payload).unwrap_or_default();
-            self.quiet.lock().expect("quiet").push((topic_suffix, body));
+            let body = serde_json::from_slice(payload).unwrap_or_default();
+            self.quiet
+                .lock()
+                .expect("quiet")
+                .push((topic_suffix.clone(), body));
+            true
         }
     }
 }
@@ -51,11 +82,14 @@ fn assert_all_quiet_answered(tally: &Tally, sent: usize) {
 }
 
 /// Deterministic: the flooder sends 200,000 requests while the engine applies one batch per
-/// 64 of them; the quiet device's 400 `$next/get` are all queued and all answered, and every
-/// one of the flooder's requests is either answered or refused with `RequestThrottled`.
+/// 64 of them, and reads its answers only now and then (room for 16 at a time); the quiet
+/// device's 400 `$next/get` are all queued and all answered, and every one of the flooder's
+/// requests is either answered (some only when offered again) or refused with
+/// `RequestThrottled`.
 #[test]
 fn a_flooding_device_is_throttled_and_another_devices_requests_are_all_answered() {
-    let tally = Arc::new(Tally::default());
+    const ROOM: usize = 16;
+    let tally = Arc::new(Tally::new(ROOM));
     let jobs = JobsHandle::restore(Arc::new(MemoryRepository::default()))
         .expect("restore")
         .with_publisher(tally.clone());
@@ -65,6 +99,7 @@ fn a_flooding_device_is_throttled_and_another_devices_requests_are_all_answered(
 
     const FLOODED: usize = 200_000;
     let (mut quiet_sent, mut refused) = (0, 0);
+    let mut kept = Redelivery::default();
     for i in 0..FLOODED {
         match driver.handle_device_request(FLOOD, "get", Bytes::from_static(b"{}")) {
             Ok(()) => {}
@@ -83,10 +118,18 @@ fn a_flooding_device_is_throttled_and_another_devices_requests_are_all_answered(
             quiet_sent += 1;
         }
         if i % 64 == 63 {
-            driver.apply_next_batch(&jobs, limits.batch);
+            driver.apply_next_batch_keeping(&jobs, limits.batch, &mut kept);
+        }
+        if i % 256 == 255 {
+            tally.flood_reads(ROOM);
         }
     }
-    while driver.apply_next_batch(&jobs, limits.batch) > 0 {}
+    for _ in 0..FLOODED {
+        tally.flood_reads(ROOM);
+        if driver.apply_next_batch_keeping(&jobs, limits.batch, &mut kept) == 0 && kept.is_empty() {
+            break;
+        }
+    }
 
     assert_eq!(quiet_sent, 400);
     assert_all_quiet_answered(&tally, quiet_sent);
@@ -103,7 +146,7 @@ fn a_flooding_device_is_throttled_and_another_devices_requests_are_all_answered(
 /// `$next/get` at a time and waiting for its answer (bounded: 200 requests, 10 s each).
 #[test]
 fn with_the_worker_thread_every_quiet_request_is_answered_during_a_flood() {
-    let tally = Arc::new(Tally::default());
+    let tally = Arc::new(Tally::new(usize::MAX));
     let jobs = JobsHandle::restore(Arc::new(MemoryRepository::default()))
         .expect("restore")
         .with_publisher(tally.clone());
