@@ -1,22 +1,18 @@
 //! The control plane's side of the jobs driver (`otastream-jobs-driver`): which API a jobs call
 //! came through, and the one place its failures become wire errors ([`ApplyAs::apply_as`]);
-//! [`start_jobs`], the jobs wiring of both binaries; and [`ResourceJobs`], the driver's
-//! [`JobsRepository`] over today's JSON resources table.
+//! [`start_jobs`], the jobs wiring of both binaries; and [`ResourceJobs`], the store's
+//! [`JobRepo`] over today's JSON resources table (until the SQLite store implements it).
 //!
 //! Records: `job/<jobId>` holds a serialized [`Job`], `job-execution/<jobId>/<thing>` a
 //! [`JobExecution`] with the job as parent.
 
 use otastream_jobs::engine::{Action, Engine};
 use otastream_jobs::error::JobsError;
-use otastream_jobs::execution::JobExecution;
-use otastream_jobs::model::Job;
 pub use otastream_jobs_driver::JobsHandle;
 use std::sync::Arc;
 
-use otastream_jobs_driver::{
-    ApplyError, JobWrite, JobsRepository, JobsRuntime, Publisher, QueueLimits, StartError,
-};
-use otastream_store::{Store, StoreError};
+use otastream_jobs_driver::{ApplyError, JobsRuntime, Publisher, QueueLimits, StartError};
+use otastream_store::{JobRepo, JobWrite, JobsSnapshot, Store, StoreResult};
 
 use crate::error::{ApiError, ApiResult};
 
@@ -80,9 +76,9 @@ impl ApplyAs for JobsHandle {
 /// The jobs repository over the store's JSON resources (until the store has a typed one).
 pub struct ResourceJobs(pub Store);
 
-impl JobsRepository for ResourceJobs {
-    fn load(&self) -> Result<(Vec<Job>, Vec<JobExecution>), StoreError> {
-        let decode = |kind: &str| -> Result<Vec<serde_json::Value>, StoreError> {
+impl JobRepo for ResourceJobs {
+    fn load_jobs(&self) -> StoreResult<JobsSnapshot> {
+        let decode = |kind: &str| -> StoreResult<Vec<serde_json::Value>> {
             Ok(self
                 .0
                 .list_resources(kind, None)?
@@ -98,20 +94,20 @@ impl JobsRepository for ResourceJobs {
             .into_iter()
             .map(serde_json::from_value)
             .collect::<Result<_, _>>()?;
-        Ok((jobs, executions))
+        Ok(JobsSnapshot { jobs, executions })
     }
 
-    fn save(&self, writes: &[JobWrite<'_>]) -> Result<(), StoreError> {
+    fn save_jobs(&self, writes: &[JobWrite<'_>]) -> StoreResult<()> {
         self.0.transaction(|tx| {
             for write in writes {
                 match *write {
-                    JobWrite::Job(job) => tx.put_resource(
+                    JobWrite::SaveJob(job) => tx.put_resource(
                         JOB_KIND,
                         &job.spec.job_id,
                         None,
                         &serde_json::to_value(job)?,
                     )?,
-                    JobWrite::Execution(e) => {
+                    JobWrite::SaveExecution(e) => {
                         let id = format!("{}/{}", e.job_id, e.thing_name);
                         tx.put_resource(
                             EXECUTION_KIND,
@@ -120,7 +116,7 @@ impl JobsRepository for ResourceJobs {
                             &serde_json::to_value(e)?,
                         )?;
                     }
-                    JobWrite::DeleteJob(job_id) => {
+                    JobWrite::DeleteJob { job_id } => {
                         for (id, _) in tx.list_resources(EXECUTION_KIND, Some(job_id))? {
                             tx.delete_resource(EXECUTION_KIND, &id)?;
                         }

@@ -1,7 +1,7 @@
 //! [`JobsHandle`]: the shared [`Engine`], and the one way to change it — [`JobsHandle::apply`]
 //! runs engine calls, persists their records, then publishes.
 //!
-//! `Save*` / `Delete*` actions are written to the [`JobsRepository`] in ONE transaction before
+//! `Save*` / `Delete*` actions are written to the [`JobRepo`] in ONE transaction before
 //! anything is published; publish actions (`Reply`, `Notify`, `NotifyNext`) then go to the
 //! [`Publisher`]. The engine mutex is not held across the commit: a second mutex, taken before
 //! the engine is released, keeps commits and publications in engine order while the next engine
@@ -15,10 +15,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use otastream_jobs::engine::{Action, Engine, Presigner};
 use otastream_jobs::error::JobsError;
-use otastream_store::StoreError;
+use otastream_store::{JobRepo, StoreError};
 
 use crate::redelivery::Redelivery;
-use crate::repository::{JobsRepository, writes_of};
+use crate::repository::writes_of;
 
 /// Receives the publish actions of the engine (MQTT replies and notifications). The device
 /// gateway implements it through the server's wiring.
@@ -65,7 +65,7 @@ pub struct JobsHandle {
     engine: Arc<Mutex<Engine>>,
     /// Held from the end of an engine call until its records are committed and published.
     commit: Arc<Mutex<()>>,
-    repository: Arc<dyn JobsRepository>,
+    repository: Arc<dyn JobRepo>,
     publisher: Arc<dyn Publisher>,
     device_queue: Option<Arc<dyn DeviceQueue>>,
 }
@@ -73,9 +73,9 @@ pub struct JobsHandle {
 impl JobsHandle {
     /// Rebuilds the engine from every job and execution in `repository`; publishes nowhere
     /// until [`JobsHandle::with_publisher`].
-    pub fn restore(repository: Arc<dyn JobsRepository>) -> Result<Self, StoreError> {
-        let (jobs, executions) = repository.load()?;
-        let engine = Engine::restore(jobs, executions, now_ms());
+    pub fn restore(repository: Arc<dyn JobRepo>) -> Result<Self, StoreError> {
+        let snapshot = repository.load_jobs()?;
+        let engine = Engine::restore(snapshot.jobs, snapshot.executions, now_ms());
         Ok(Self {
             engine: Arc::new(Mutex::new(engine)),
             commit: Arc::new(Mutex::new(())),
@@ -142,7 +142,7 @@ impl JobsHandle {
         drop(engine);
         let writes = writes_of(&actions);
         if !writes.is_empty() {
-            self.repository.save(&writes)?;
+            self.repository.save_jobs(&writes)?;
         }
         drop(writes);
         let now = std::time::Instant::now();

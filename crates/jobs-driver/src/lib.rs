@@ -3,7 +3,8 @@
 //! The driver of the sans-IO jobs engine (`otastream-jobs`): it persists the engine's records
 //! before anything is published, fires its timers, and feeds it device requests in arrival
 //! order through a fair, bounded queue with group commit. It knows neither the gateway nor the
-//! HTTP API: records go to a [`JobsRepository`], publications to a [`Publisher`] (the server's
+//! HTTP API: records go to the store's [`JobRepo`] trait (never a concrete backend),
+//! publications to a [`Publisher`] (the server's
 //! wiring implements it over the device gateway), and the api crate maps [`ApplyError`]s to its
 //! wire codes.
 //!
@@ -16,7 +17,7 @@
 //! - [`fair_queue`]: [`FairQueue`], the sans-IO per-thing bounded FIFOs taken round-robin.
 //! - [`redelivery`]: [`redelivery::Redelivery`], answers a device could not take yet, offered
 //!   again in order.
-//! - [`repository`]: [`JobsRepository`] and [`JobWrite`].
+//! - [`repository`]: engine actions as the store's [`JobWrite`]s.
 //!
 //! # Wiring
 //! [`JobsRuntime::start`] restores the engine, starts the request worker and orders the handle
@@ -33,7 +34,7 @@ use std::sync::Arc;
 
 pub use fair_queue::{DeviceRequest, FairQueue, Full};
 pub use handle::{ApplyError, DeviceQueue, JobsHandle, NoDevices, Publisher};
-pub use repository::{JobWrite, JobsRepository};
+pub use otastream_store::{JobRepo, JobWrite, JobsSnapshot};
 pub use requests::{JobsRequests, QueueLimits, Refusal};
 
 use otastream_store::StoreError;
@@ -61,7 +62,7 @@ impl JobsRuntime {
     /// Restores the engine from `repository`, publishing to `publisher`, with its request
     /// worker started.
     pub fn start(
-        repository: Arc<dyn JobsRepository>,
+        repository: Arc<dyn JobRepo>,
         publisher: Arc<dyn Publisher>,
         limits: QueueLimits,
     ) -> Result<Self, StartError> {

@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use otastream_jobs::{Action, ExecutionStatus, Job, JobExecution, JobSpec};
-use otastream_store::StoreError;
+use otastream_store::StoreResult;
 
 use crate::handle::now_ms;
 use crate::redelivery::Redelivery;
 use crate::requests::apply_batch;
 use crate::{
-    DeviceRequest, JobWrite, JobsHandle, JobsRepository, JobsRequests, Publisher, QueueLimits,
+    DeviceRequest, JobRepo, JobWrite, JobsHandle, JobsRequests, JobsSnapshot, Publisher,
+    QueueLimits,
 };
 
 mod arrival_order;
@@ -42,28 +43,28 @@ impl MemoryRepository {
     }
 }
 
-impl JobsRepository for MemoryRepository {
-    fn load(&self) -> Result<(Vec<Job>, Vec<JobExecution>), StoreError> {
+impl JobRepo for MemoryRepository {
+    fn load_jobs(&self) -> StoreResult<JobsSnapshot> {
         let records = self.records.lock().expect("records");
-        Ok((
-            records.jobs.values().cloned().collect(),
-            records.executions.values().cloned().collect(),
-        ))
+        Ok(JobsSnapshot {
+            jobs: records.jobs.values().cloned().collect(),
+            executions: records.executions.values().cloned().collect(),
+        })
     }
 
-    fn save(&self, writes: &[JobWrite<'_>]) -> Result<(), StoreError> {
+    fn save_jobs(&self, writes: &[JobWrite<'_>]) -> StoreResult<()> {
         let mut records = self.records.lock().expect("records");
         let mut next = records.clone();
         for write in writes {
             match *write {
-                JobWrite::Job(job) => {
+                JobWrite::SaveJob(job) => {
                     next.jobs.insert(job.spec.job_id.clone(), job.clone());
                 }
-                JobWrite::Execution(e) => {
+                JobWrite::SaveExecution(e) => {
                     next.executions
                         .insert((e.job_id.clone(), e.thing_name.clone()), e.clone());
                 }
-                JobWrite::DeleteJob(job_id) => {
+                JobWrite::DeleteJob { job_id } => {
                     next.jobs.remove(job_id);
                     next.executions.retain(|(job, _), _| job != job_id);
                 }
