@@ -110,9 +110,10 @@ const FLOOD_REQUESTS: usize = 400_000;
 /// `$next/get` requests of the quiet device, each awaited before the next.
 const QUIET_REQUESTS: usize = 200;
 
-/// Issue 16: one device pipelines 400,000 `jobs/get` over a raw socket (reading and discarding
-/// whatever it is sent) while another sends 200 QoS 1 `$next/get`, one at a time: every one of
-/// them is answered (`accepted`, its own token), none is lost to the flood.
+/// Issue 16: one device pipelines 400,000 `jobs/get` over a raw socket (reading whatever it is
+/// sent) while another sends 200 QoS 1 `$next/get`, one at a time: every one of them is answered
+/// (`accepted`, its own token), none is lost to the flood; and the flooder itself gets an answer
+/// to every request, `accepted` or `RequestThrottled` on `get/rejected`, never silence.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_flooding_jobs_get_costs_another_device_none_of_its_next_gets()
 -> anyhow::Result<()> {
@@ -146,13 +147,28 @@ async fn a_device_flooding_jobs_get_costs_another_device_none_of_its_next_gets()
         flood_tx
     });
     let reader = tokio::spawn(async move {
-        let (mut buf, mut read) = (vec![0u8; 64 * 1024], 0usize);
-        while let Ok(Ok(n @ 1..)) =
-            tokio::time::timeout(Duration::from_secs(30), flood_rx.read(&mut buf)).await
-        {
-            read += n;
+        // [accepted, rejected, other]; ends once every request is answered or after 10 s of
+        // silence.
+        let (mut buf, mut answers) = (BytesMut::with_capacity(256 * 1024), [0usize; 3]);
+        while answers[0] + answers[1] < FLOOD_REQUESTS {
+            buf.reserve(64 * 1024);
+            let read = tokio::time::timeout(Duration::from_secs(10), flood_rx.read_buf(&mut buf));
+            if !matches!(read.await, Ok(Ok(1..))) {
+                break;
+            }
+            while let Ok(packet) = Packet::read(&mut buf, 1 << 20) {
+                let slot = match packet {
+                    Packet::Publish(p) if p.topic == "$aws/things/dev-flood/jobs/get/accepted" => 0,
+                    Packet::Publish(p) if p.topic == "$aws/things/dev-flood/jobs/get/rejected" => {
+                        let throttled = p.payload.windows(16).any(|w| w == b"RequestThrottled");
+                        if throttled { 1 } else { 2 }
+                    }
+                    _ => 2,
+                };
+                answers[slot] += 1;
+            }
         }
-        read
+        answers
     });
 
     let mut answered = 0;
@@ -179,7 +195,14 @@ async fn a_device_flooding_jobs_get_costs_another_device_none_of_its_next_gets()
     }
     assert_eq!(answered, QUIET_REQUESTS);
     let flood_tx = writer.await?;
+    let [accepted, throttled, other] = reader.await?;
     drop(flood_tx);
-    reader.abort();
+    assert_eq!(other, 0, "only get answers");
+    assert!(throttled > 0, "the flood was throttled");
+    assert_eq!(
+        accepted + throttled,
+        FLOOD_REQUESTS,
+        "{accepted} accepted + {throttled} throttled"
+    );
     Ok(())
 }
