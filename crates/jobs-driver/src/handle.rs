@@ -148,12 +148,7 @@ impl JobsHandle {
         let now = std::time::Instant::now();
         for action in actions {
             match (&mut redelivery, &action) {
-                (Some(kept), Action::Reply { thing, .. }) => {
-                    if kept.has(thing) || !self.publisher.publish(&action) {
-                        let thing = thing.clone();
-                        kept.push(&thing, action, now);
-                    }
-                }
+                (Some(kept), Action::Reply { .. }) => self.publish_or_keep(action, kept, now),
                 (_, Action::Reply { .. } | Action::Notify { .. } | Action::NotifyNext { .. }) => {
                     self.publisher.publish(&action);
                 }
@@ -162,6 +157,18 @@ impl JobsHandle {
         }
         drop(commit);
         Ok(out)
+    }
+
+    /// Publishes the `Reply` `answer` unless its thing already has answers kept (it queues
+    /// behind them) or the publisher cannot take it now; then keeps it in `kept`.
+    fn publish_or_keep(&self, answer: Action, kept: &mut Redelivery, now: std::time::Instant) {
+        let Action::Reply { thing, .. } = &answer else {
+            return;
+        };
+        if kept.has(thing) || !self.publisher.publish(&answer) {
+            let thing = thing.clone();
+            kept.push(&thing, answer, now);
+        }
     }
 
     /// Offers `action` to the publisher again (see [`Publisher::publish`]).
