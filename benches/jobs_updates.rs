@@ -1,6 +1,8 @@
-//! Throughput of device job updates through the jobs bridge (group commit): `DEVICES` things
-//! each send `IN_PROGRESS` then `SUCCEEDED` for one job over the gateway's [`JobsDriver`]
-//! interface; the clock stops when every answer has been published. Prints updates per second.
+//! Throughput of device job updates through the jobs driver (fair queue, group commit, SQLite
+//! behind the jobs repository): `DEVICES` things each send `IN_PROGRESS` then `SUCCEEDED` for one
+//! job through the driver's device request queue (what the gateway's `JobsDriver` calls); the
+//! clock stops when every answer has been published (a throttled request counts as a rejected
+//! answer). Prints updates per second.
 //!
 //! `cargo bench --bench jobs_updates` (optionally `-- <devices>`).
 
@@ -10,10 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use otastream::jobs_bridge::JobsRequests;
-use otastream_api::jobs_hub::{ActionSink, JobsHandle, Plane};
-use otastream_gateway::JobsDriver;
 use otastream_jobs::{Action, JobSpec};
+use otastream_jobs_driver::{JobsHandle, JobsRequests, Publisher, QueueLimits};
 use otastream_store::Store;
 
 /// Counts accepted and rejected answers.
@@ -23,9 +23,9 @@ struct Answers {
     rejected: AtomicUsize,
 }
 
-impl ActionSink for Answers {
-    fn publish(&self, action: Action) {
-        if let Action::Reply { .. } = &action {
+impl Publisher for Answers {
+    fn publish(&self, action: &Action) -> bool {
+        if let Action::Reply { .. } = action {
             let topic = action.topic().unwrap_or_default();
             let counter = if topic.ends_with("/rejected") {
                 &self.rejected
@@ -34,6 +34,7 @@ impl ActionSink for Answers {
             };
             counter.fetch_add(1, Ordering::Relaxed);
         }
+        true
     }
 }
 
@@ -45,7 +46,7 @@ fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let store = Store::open(dir.path())?;
     let answers = Arc::new(Answers::default());
-    let jobs = JobsHandle::restore(&store)?.with_sink(answers.clone());
+    let jobs = JobsHandle::restore(Arc::new(store.clone()))?.with_publisher(answers.clone());
     let things: Vec<String> = (0..devices).map(|i| format!("bench-{i}")).collect();
     let groups = BTreeMap::from([("fleet".to_owned(), things.clone())]);
     let spec = JobSpec {
@@ -55,23 +56,25 @@ fn main() -> anyhow::Result<()> {
         document: r#"{"op":"update"}"#.into(),
         ..JobSpec::default()
     };
-    jobs.apply(&store, Plane::Control, |e| {
-        Ok(((), e.handle_create_job(spec, &groups, 1)?))
-    })
-    .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    jobs.apply(|e| Ok(((), e.handle_create_job(spec, &groups, 1)?)))?;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     let updates = 2 * devices;
-    let driver = JobsRequests::start(jobs.clone(), store.clone())?;
+    let driver = JobsRequests::start(jobs.clone(), QueueLimits::default())?;
     let elapsed = rt.block_on(async {
         let start = Instant::now();
         for status in ["IN_PROGRESS", "SUCCEEDED"] {
             for thing in &things {
                 let payload = format!(r#"{{"status":"{status}","clientToken":"{thing}"}}"#);
-                driver.handle_jobs_request(thing, "bench/update", Bytes::from(payload));
+                if driver
+                    .handle_device_request(thing, "bench/update", Bytes::from(payload))
+                    .is_err()
+                {
+                    answers.rejected.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
         while answers.accepted.load(Ordering::Relaxed) + answers.rejected.load(Ordering::Relaxed)

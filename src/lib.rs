@@ -9,7 +9,8 @@
 //!   control plane together. Tests start a real server in-process with it.
 //! - [`http_listener`]: the HTTP and HTTPS accept loop (rustls, header/body/idle timeouts, the
 //!   connection limit) that serves the control plane and S3.
-//! - [`jobs_bridge`]: the jobs engine ↔ device gateway seam (device Jobs API requests in,
+//! - [`jobs_bridge`]: wiring of the jobs driver (`otastream-jobs-driver`) to the device gateway
+//!   (device Jobs API requests in, throttled requests answered at once,
 //!   answers and `notify-next` out).
 //! - `main.rs`: the thin `otastream` command line (`serve`, `dev-cert`).
 

@@ -154,14 +154,14 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
         .with_context(|| format!("binding MQTTS {}", cfg.mqtts))?;
 
     let metrics = Arc::new(Metrics::new());
-    let (jobs, jobs_sink, jobs_requests) = jobs_bridge::wire(&store)?;
+    let (jobs, jobs_publisher, jobs_requests) = jobs_bridge::wire(Arc::new(store.clone()))?;
     let streams = StreamsHandler::new(Arc::new(store.clone()), Arc::clone(&metrics));
     let reserved = ReservedTopics::new()
         .with_handler(Arc::new(streams))
         .with_handler(Arc::new(JobsTopics::new(jobs_requests)));
     let gateway = Gateway::new(cfg.gateway, reserved, Arc::clone(&metrics));
     // Set exactly once, right after the gateway exists; nothing has been published before.
-    let _ = jobs_sink.0.set(gateway.downgrade());
+    let _ = jobs_publisher.0.set(gateway.downgrade());
 
     let (http_addr, https_addr) = (http.local_addr()?, https.local_addr()?);
     let (mqtt_addr, mqtts_addr) = (mqtt.local_addr()?, mqtts.local_addr()?);
@@ -172,10 +172,7 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
         api.public_base_url = format!("http://{http_addr}");
     }
     let router = metrics_router(metrics, control_plane(&store, api, &jobs).await?);
-    let (timers, stop) = (
-        jobs.clone().run_timers(store.clone()),
-        stopped(watch_rx.clone()),
-    );
+    let (timers, stop) = (jobs.clone().run_timers(), stopped(watch_rx.clone()));
     tasks.spawn(async move {
         tokio::select! {
             () = timers => {}

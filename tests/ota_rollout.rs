@@ -7,7 +7,6 @@ mod ota_support;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ota_support::{DEADLINE, OtaServer, assert_updated, thing_arns};
-use otastream_api::jobs_hub::Plane;
 use otastream_device::{Event, FailReason, FinalStatus};
 use serde_json::json;
 
@@ -102,12 +101,10 @@ fn an_in_progress_timeout_times_out_a_silent_device() {
     );
 
     // The clock seam: fire the engine's timers as of 61 minutes from now.
-    let (jobs, store) = (ota.server().jobs.clone(), ota.server().store.clone());
+    let jobs = ota.server().jobs.clone();
     let later = now_ms() + 61 * 60_000;
-    jobs.apply(&store, Plane::Control, |engine| {
-        Ok(((), engine.handle_timeout(later)))
-    })
-    .expect("timers applied");
+    jobs.apply(|engine| Ok(((), engine.handle_timeout(later))))
+        .expect("timers applied");
 
     let exec = ota.execution("AFR_OTA-ota_timeout", &pair[1]);
     assert_eq!(exec["status"], "TIMED_OUT", "{exec}");

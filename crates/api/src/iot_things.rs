@@ -19,7 +19,7 @@ use otastream_store::{Thing, ThingGroup};
 
 use crate::error::{ApiError, ApiResult, json_ok, parse_json};
 use crate::jobs::StoreGroups;
-use crate::jobs_hub::Plane;
+use crate::jobs_hub::{ApplyAs, Plane};
 use crate::util::{QueryMap, epoch_seconds, now_ms, paginate, with_token};
 use crate::{ApiState, found, validate};
 
@@ -280,7 +280,7 @@ async fn add_thing_to_group(State(state): State<ApiState>, body: Bytes) -> ApiRe
             load_thing(s, &thing)?;
             s.store.add_thing_to_group(&group, &thing)?;
             // CONTINUOUS jobs targeting the group reach the new member.
-            s.jobs.apply(&s.store, Plane::Control, |e| {
+            s.jobs.apply_as(Plane::Control, |e| {
                 Ok(((), e.handle_thing_added_to_group(&thing, &group, now_ms())))
             })
         })
@@ -298,7 +298,7 @@ async fn remove_thing_from_group(
             load_group(s, &group)?;
             s.store.remove_thing_from_group(&group, &thing)?;
             let groups = StoreGroups(s);
-            s.jobs.apply(&s.store, Plane::Control, |e| {
+            s.jobs.apply_as(Plane::Control, |e| {
                 Ok((
                     (),
                     e.handle_thing_removed_from_group(&thing, &group, &groups, now_ms()),

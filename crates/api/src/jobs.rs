@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult, json_ok, parse_json};
-use crate::jobs_hub::Plane;
+use crate::jobs_hub::{ApplyAs, Plane};
 use crate::util::{QueryMap, flag, matches_query, now_ms, paginate, with_token};
 use crate::{iot_things, validate};
 
@@ -90,7 +90,7 @@ pub(crate) fn create_job_record(state: &ApiState, id: &str, mut body: Value) -> 
         serde_json::from_value(body).map_err(|e| ApiError::invalid(format!("Invalid job: {e}")))?;
     check_targets(state, &spec.targets)?;
     let resolver = StoreGroups(state);
-    state.jobs.apply(&state.store, Plane::Control, |engine| {
+    state.jobs.apply_as(Plane::Control, |engine| {
         Ok(((), engine.handle_create_job(spec, &resolver, now_ms())?))
     })?;
     Ok(arn)
@@ -194,7 +194,7 @@ async fn cancel_job(
     let job = id.clone();
     state
         .blocking(move |s| {
-            s.jobs.apply(&s.store, Plane::Control, |e| {
+            s.jobs.apply_as(Plane::Control, |e| {
                 Ok((
                     (),
                     e.handle_cancel_job(&job, force, req.reason_code, req.comment, now_ms())?,
@@ -210,7 +210,7 @@ async fn cancel_job(
 
 /// DeleteJob (also used by DeleteOTAUpdate with `forceDeleteAWSJob`).
 pub(crate) fn delete_job_record(state: &ApiState, id: &str, force: bool) -> ApiResult<()> {
-    state.jobs.apply(&state.store, Plane::Control, |e| {
+    state.jobs.apply_as(Plane::Control, |e| {
         Ok(((), e.handle_delete_job(id, force, now_ms())?))
     })
 }
@@ -348,7 +348,7 @@ async fn cancel_execution(
     let force = flag(&q, "force");
     state
         .blocking(move |s| {
-            s.jobs.apply(&s.store, Plane::Control, |e| {
+            s.jobs.apply_as(Plane::Control, |e| {
                 let actions = e.handle_cancel_job_execution(
                     &job,
                     &thing,
@@ -377,7 +377,7 @@ async fn delete_execution(
     let force = flag(&q, "force");
     state
         .blocking(move |s| {
-            s.jobs.apply(&s.store, Plane::Control, |e| {
+            s.jobs.apply_as(Plane::Control, |e| {
                 Ok((
                     (),
                     e.handle_delete_job_execution(&job, &thing, number, force, now_ms())?,

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult, json_ok};
-use crate::jobs_hub::{Plane, data_plane_error};
+use crate::jobs_hub::{ApplyAs, Plane, data_plane_error};
 use crate::util::{QueryMap, flag, now_ms};
 use crate::validate;
 
@@ -81,7 +81,7 @@ async fn start_next(
     let req: StartNextRequest = parse_body(&body).map_err(data_plane_error)?;
     let out = state
         .blocking(move |s| {
-            s.jobs.apply(&s.store, Plane::Data, |e| {
+            s.jobs.apply_as(Plane::Data, |e| {
                 e.handle_start_next_pending_job_execution(&thing, &req, now_ms())
             })
         })
@@ -99,7 +99,7 @@ async fn update(
     let req: UpdateRequest = parse_body(&body).map_err(data_plane_error)?;
     let out = state
         .blocking(move |s| {
-            s.jobs.apply(&s.store, Plane::Data, |e| {
+            s.jobs.apply_as(Plane::Data, |e| {
                 e.handle_update_job_execution(&thing, &job, &req, now_ms())
             })
         })

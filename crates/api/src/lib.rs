@@ -16,8 +16,9 @@
 //!   objects, ranges, listings, multipart); `s3_front`: what S3 checks around s3s (access key,
 //!   scope region, default port, ranges S3 ignores, request ids).
 //! - `validate`: identifier and enum checks the CLI does not do (AWS-API.md §7.2).
-//! - [`jobs_hub`]: [`jobs_hub::JobsHandle`], the driver of the shared `otastream-jobs` engine
-//!   (persist, then publish through an [`jobs_hub::ActionSink`]).
+//! - [`jobs_hub`]: the control plane's side of the jobs driver (`otastream-jobs-driver`): the
+//!   wire errors of jobs calls per plane, [`jobs_hub::start_jobs`] (the jobs wiring both
+//!   binaries use) and the jobs repository over the store.
 //! - `presign`: SigV4 presigned S3 GETs for `${aws:iot:s3-presigned-url:…}` (HTTP OTA).
 //! - `iot_things`, `iot_streams`, `acm`, `signer` (+ `signer_jobs`), `ota` (+ `ota_doc`, `ota_files`),
 //!   `jobs`, `jobs_data`:
@@ -139,7 +140,7 @@ impl ApiState {
         pki_dir: &Path,
         config: ApiConfig,
     ) -> Result<Self, StoreError> {
-        let jobs = JobsHandle::restore(&store)?;
+        let jobs = JobsHandle::restore(store.clone())?;
         Self::with_jobs(store, pki_dir, config, jobs)
     }
 

@@ -49,7 +49,9 @@ pub mod wire;
 pub use conn::ConnectionConfig;
 pub use listener::{Gateway, GatewayConfig, WeakGateway};
 pub use metrics::Metrics;
-pub use reserved::{JobsDriver, JobsTopics, ReservedTopicHandler, ReservedTopics, StreamsHandler};
+pub use reserved::{
+    JobsAdmission, JobsDriver, JobsTopics, ReservedTopicHandler, ReservedTopics, StreamsHandler,
+};
 pub use session::{Action, Identity, Session};
 pub use streams::{StreamSource, handle_stream_request};
 pub use wire::Outbound;

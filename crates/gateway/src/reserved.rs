@@ -2,14 +2,18 @@
 //!
 //! **Jobs plug in here.** [`StreamsHandler`] answers streams topics synchronously. [`JobsTopics`]
 //! claims `$aws/things/<T>/jobs/...` for a [`JobsDriver`] (the jobs engine's driver, which persists
-//! before it answers) that replies later through `Gateway::reply` and `Gateway::notify`. The
-//! server registers it once the jobs engine is wired in; until then jobs topics are not claimed:
-//! a QoS 1 publish is still acknowledged, and nothing is answered.
+//! before it answers) that replies later through `Gateway::reply` and `Gateway::notify` — or
+//! refuses a request at once ([`JobsAdmission::RejectNow`], e.g. `RequestThrottled` for a device
+//! flooding it), and then [`JobsTopics`] writes that `…/rejected` answer into the device's own
+//! replies, so it is never lost and a device that does not read its answers stops being read.
+//! The server registers it once the jobs engine is wired in; until then jobs topics are not
+//! claimed: a QoS 1 publish is still acknowledged, and nothing is answered.
 
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use rumqttc::mqttbytes::v4::Publish;
+use rumqttc::mqttbytes::QoS;
+use rumqttc::mqttbytes::v4::{Packet, Publish};
 
 use crate::metrics::Metrics;
 use crate::policy;
@@ -74,15 +78,33 @@ fn own_service_suffix<'t>(thing: &str, topic: &'t str, service: &str) -> Option<
         .strip_prefix('/')
 }
 
+/// What a [`JobsDriver`] did with a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobsAdmission {
+    /// Taken: the driver answers later (if the topic is a request at all).
+    Queued,
+    /// Refused at once: deliver this answer to the requester now, on the topic
+    /// `$aws/things/<thing>/jobs/<topic_suffix>` (a `…/rejected` topic).
+    RejectNow {
+        /// E.g. `$next/get/rejected`.
+        topic_suffix: String,
+        /// The rejected payload.
+        payload: Bytes,
+    },
+}
+
 /// The jobs engine's driver as the gateway sees it.
 pub trait JobsDriver: Send + Sync {
     /// One request from `thing` on `$aws/things/<thing>/jobs/<topic_suffix>` (e.g. `$next/get`).
     /// Must not block: persist on another thread, then answer with `Gateway::reply` (the
-    /// `accepted`/`rejected` answer, delivered without a subscription) and `Gateway::notify`.
-    fn handle_jobs_request(&self, thing: &str, topic_suffix: &str, payload: Bytes);
+    /// `accepted`/`rejected` answer, delivered without a subscription) and `Gateway::notify`;
+    /// or refuse it with [`JobsAdmission::RejectNow`], never drop it silently.
+    fn handle_jobs_request(&self, thing: &str, topic_suffix: &str, payload: Bytes)
+    -> JobsAdmission;
 }
 
-/// Claims `$aws/things/<T>/jobs/...` for a [`JobsDriver`]; writes nothing itself.
+/// Claims `$aws/things/<T>/jobs/...` for a [`JobsDriver`]; writes only the driver's immediate
+/// refusals (at QoS 0, into the requester's own replies, behind what it was already sent).
 pub struct JobsTopics {
     driver: Arc<dyn JobsDriver>,
 }
@@ -95,12 +117,30 @@ impl JobsTopics {
 }
 
 impl ReservedTopicHandler for JobsTopics {
-    fn handle(&self, thing: &str, publish: &Publish, _: &mut BytesMut, _: &mut Outbound) -> bool {
+    fn handle(
+        &self,
+        thing: &str,
+        publish: &Publish,
+        scratch: &mut BytesMut,
+        out: &mut Outbound,
+    ) -> bool {
         let Some(suffix) = own_service_suffix(thing, &publish.topic, "jobs") else {
             return false;
         };
-        self.driver
+        let admission = self
+            .driver
             .handle_jobs_request(thing, suffix, publish.payload.clone());
+        if let JobsAdmission::RejectNow {
+            topic_suffix,
+            payload,
+        } = admission
+        {
+            let topic = format!("$aws/things/{thing}/jobs/{topic_suffix}");
+            let answer = Packet::Publish(Publish::from_bytes(topic, QoS::AtMostOnce, payload));
+            if let Err(e) = out.push_packet(&answer, scratch) {
+                tracing::warn!(error = %e, thing, "jobs refusal could not be encoded");
+            }
+        }
         true
     }
 }
@@ -193,7 +233,7 @@ mod tests {
 #[cfg(test)]
 mod jobs_tests {
     use super::*;
-    use rumqttc::mqttbytes::QoS;
+    use bytes::Buf;
     use std::sync::Mutex;
 
     /// Records what it is handed.
@@ -201,13 +241,57 @@ mod jobs_tests {
     struct Recorder(Mutex<Vec<(String, String, Bytes)>>);
 
     impl JobsDriver for Recorder {
-        fn handle_jobs_request(&self, thing: &str, topic_suffix: &str, payload: Bytes) {
+        fn handle_jobs_request(
+            &self,
+            thing: &str,
+            topic_suffix: &str,
+            payload: Bytes,
+        ) -> JobsAdmission {
             let mut seen = self
                 .0
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             seen.push((thing.into(), topic_suffix.into(), payload));
+            JobsAdmission::Queued
         }
+    }
+
+    /// Refuses everything with a fixed answer.
+    struct Refuser;
+
+    impl JobsDriver for Refuser {
+        fn handle_jobs_request(&self, _: &str, topic_suffix: &str, _: Bytes) -> JobsAdmission {
+            JobsAdmission::RejectNow {
+                topic_suffix: format!("{topic_suffix}/rejected"),
+                payload: Bytes::from_static(br#"{"code":"RequestThrottled"}"#),
+            }
+        }
+    }
+
+    #[test]
+    fn a_refused_jobs_request_is_answered_at_once_on_its_rejected_topic() {
+        let reserved =
+            ReservedTopics::new().with_handler(Arc::new(JobsTopics::new(Arc::new(Refuser))));
+        let (mut scratch, mut out) = (BytesMut::new(), Outbound::new());
+        let get = Publish::new(
+            "$aws/things/dev1/jobs/get",
+            QoS::AtLeastOnce,
+            b"{}".to_vec(),
+        );
+        assert!(reserved.dispatch("dev1", &get, &mut scratch, &mut out));
+        let mut written = BytesMut::new();
+        while out.has_remaining() {
+            let chunk = out.chunk().to_vec();
+            written.extend_from_slice(&chunk);
+            out.advance(chunk.len());
+        }
+        let Ok(Packet::Publish(answer)) = Packet::read(&mut written, 1 << 20) else {
+            panic!("one PUBLISH expected");
+        };
+        assert_eq!(answer.topic, "$aws/things/dev1/jobs/get/rejected");
+        assert_eq!(answer.qos, QoS::AtMostOnce);
+        assert_eq!(&answer.payload[..], br#"{"code":"RequestThrottled"}"#);
+        assert!(written.is_empty(), "exactly one packet");
     }
 
     #[test]

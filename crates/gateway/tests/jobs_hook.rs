@@ -6,7 +6,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use otastream_gateway::{Gateway, GatewayConfig, JobsDriver, JobsTopics, Metrics, ReservedTopics};
+use otastream_gateway::{
+    Gateway, GatewayConfig, JobsAdmission, JobsDriver, JobsTopics, Metrics, ReservedTopics,
+};
 use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, NetworkOptions, Publish, QoS};
 use tokio::sync::mpsc;
 
@@ -16,18 +18,24 @@ use tokio::sync::mpsc;
 struct EchoDriver(OnceLock<Gateway>);
 
 impl JobsDriver for EchoDriver {
-    fn handle_jobs_request(&self, thing: &str, topic_suffix: &str, payload: Bytes) {
+    fn handle_jobs_request(
+        &self,
+        thing: &str,
+        topic_suffix: &str,
+        payload: Bytes,
+    ) -> JobsAdmission {
         let gateway = self.0.get().expect("gateway set before serving");
         let base = format!("$aws/things/{thing}/jobs/");
         assert!(gateway.reply(thing, format!("{base}{topic_suffix}/accepted"), payload));
         if topic_suffix == "$next/get" {
-            return;
+            return JobsAdmission::Queued;
         }
         gateway.notify(
             thing,
             format!("{base}notify-next"),
             Bytes::from_static(b"{}"),
         );
+        JobsAdmission::Queued
     }
 }
 

@@ -112,6 +112,23 @@ pub fn rejected_payload(error: &JobsError, client_token: Option<&RawValue>, now:
     })
 }
 
+/// The `…/rejected` answer refusing a device request without running it (the driver's
+/// throttle): `(reply topic suffix, payload)`, the request's client token echoed when it carried
+/// a valid one. `None` when `topic_suffix` is not a request (nothing is answered then).
+pub fn refuse_device_request(
+    topic_suffix: &str,
+    payload: &[u8],
+    error: &JobsError,
+    now: u64,
+) -> Option<(String, Vec<u8>)> {
+    DeviceOp::parse(topic_suffix)?;
+    let token = client_token(payload).ok().flatten();
+    Some((
+        format!("{topic_suffix}/rejected"),
+        rejected_payload(error, token, now),
+    ))
+}
+
 impl Engine {
     /// Answers one device request published to `$aws/things/<thing>/jobs/<topic_suffix>`.
     /// Returns persistence actions, then exactly one `Reply` (unless the topic is not a

@@ -46,6 +46,10 @@ pub enum JobsError {
     /// CreateJob with an id that exists.
     #[error("{0}")]
     ResourceAlreadyExists(String),
+    /// The requester has too many requests waiting; it should retry later (the driver refuses
+    /// it before the engine sees it).
+    #[error("{0}")]
+    RequestThrottled(String),
 }
 
 impl JobsError {
@@ -59,6 +63,7 @@ impl JobsError {
             Self::VersionMismatch { .. } => "VersionMismatch",
             Self::ResourceNotFound(_) => "ResourceNotFound",
             Self::TerminalStateReached(_) => "TerminalStateReached",
+            Self::RequestThrottled(_) => "RequestThrottled",
         }
     }
 
@@ -83,6 +88,7 @@ impl JobsError {
             }
             Self::ResourceNotFound(_) => (404, "ResourceNotFoundException"),
             Self::TerminalStateReached(_) => (410, "TerminalStateException"),
+            Self::RequestThrottled(_) => (429, "ThrottlingException"),
         }
     }
 
@@ -98,6 +104,8 @@ impl JobsError {
             Self::InvalidTopic(_) | Self::InvalidJson(_) | Self::InvalidRequest(_) => {
                 (400, "InvalidRequestException")
             }
+            // IoT models its ThrottlingException as 400 (AWS-API.md §4).
+            Self::RequestThrottled(_) => (400, "ThrottlingException"),
         }
     }
 }

@@ -1,12 +1,17 @@
 //! The control plane alone on one port, for development and the kill -9 test:
 //! `cargo run -p otastream-api --bin otastream-control-plane -- <data-dir> [127.0.0.1:8080]`.
 //! Credentials come from `OTASTREAM_ACCESS_KEY_ID` / `OTASTREAM_SECRET_ACCESS_KEY`, else the
-//! documented dev credentials (printed). Prints `listening on <addr>` once ready.
+//! documented dev credentials (printed). Prints `listening on <addr>` once ready. Jobs are wired
+//! as in `otastream serve` ([`start_jobs`]), with no device gateway to publish to.
 
 use std::io::Write;
 
+use std::sync::Arc;
+
+use otastream_api::jobs_hub::start_jobs;
 use otastream_api::{ApiConfig, ApiState};
-use otastream_store::Store;
+use otastream_jobs_driver::NoDevices;
+use otastream_store::{Backend, Store};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -30,13 +35,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
     }
     let data_dir = std::path::Path::new(&data_dir);
-    let store = Store::open(data_dir)?;
-    let state = ApiState::new(
-        std::sync::Arc::new(store),
+    let store: Arc<dyn Backend> = Arc::new(Store::open(data_dir)?);
+    let jobs = start_jobs(store.clone(), Arc::new(NoDevices))?;
+    let state = ApiState::with_jobs(
+        store,
         &data_dir.join(otastream_store::PKI_DIR),
         config,
+        jobs.handle.clone(),
     )?;
-    tokio::spawn(state.jobs.clone().run_timers(state.store.clone()));
+    tokio::spawn(jobs.handle.run_timers());
     println!("listening on {local}");
     std::io::stdout().flush()?;
     axum::serve(listener, otastream_api::router(state)).await?;

@@ -66,7 +66,7 @@ impl TestServer {
                 let pki_dir = store.pki_dir();
                 let state =
                     ApiState::new(std::sync::Arc::new(store), &pki_dir, config).expect("state");
-                tokio::spawn(state.jobs.clone().run_timers(state.store.clone()));
+                tokio::spawn(state.jobs.clone().run_timers());
                 port_tx.send(port).expect("send port");
                 axum::serve(listener, otastream_api::router(state))
                     .with_graceful_shutdown(async {

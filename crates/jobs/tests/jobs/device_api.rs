@@ -297,3 +297,32 @@ fn spaced_token_and_topics() {
         assert_eq!(split_jobs_topic(other), None, "{other}");
     }
 }
+
+/// A refused (throttled) request gets the standard `rejected` shape with code `RequestThrottled`
+/// and its token echoed; topics that are not requests get nothing.
+#[test]
+fn refused_requests_are_rejected_with_their_token() {
+    let throttled = otastream_jobs::JobsError::RequestThrottled("slow down".into());
+    let (suffix, payload) = otastream_jobs::device_api::refuse_device_request(
+        "$next/get",
+        br#"{"clientToken":"t-1"}"#,
+        &throttled,
+        1_700_000_000_999,
+    )
+    .expect("a request");
+    assert_eq!(suffix, "$next/get/rejected");
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&payload).expect("json"),
+        json!({"code": "RequestThrottled", "message": "slow down", "clientToken": "t-1",
+               "timestamp": 1_700_000_000})
+    );
+    let (_, untokened) =
+        otastream_jobs::device_api::refuse_device_request("get", b"not json", &throttled, 0)
+            .expect("a request");
+    assert!(!String::from_utf8_lossy(&untokened).contains("clientToken"));
+    for not_a_request in ["notify", "notify-next", "get/accepted", "j/update/rejected"] {
+        let refused =
+            otastream_jobs::device_api::refuse_device_request(not_a_request, b"{}", &throttled, 0);
+        assert_eq!(refused, None, "{not_a_request}");
+    }
+}
