@@ -152,24 +152,25 @@ impl Server {
     }
 
     /// Sends `first` to the process (by its PID), waits up to `grace` for it to exit, then kills
-    /// its process group. Idempotent.
+    /// its process group and waits (bounded) until no process of the group is left: a restarted
+    /// server must not find its predecessor's helpers still holding the data directory. Idempotent.
     fn stop(&mut self, first: rustix::process::Signal, grace: Duration) {
-        use rustix::process::{Pid, Signal, kill_process, kill_process_group};
-        if matches!(self.child.try_wait(), Ok(Some(_))) {
-            return;
-        }
+        use rustix::process::{
+            Pid, Signal, kill_process, kill_process_group, test_kill_process_group,
+        };
         let group = Pid::from_child(&self.child);
-        let _ = kill_process(group, first);
-        let deadline = Instant::now() + grace;
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                // Helpers the leader started may still be in the group.
-                let _ = kill_process_group(group, Signal::KILL);
-                return;
+        if !matches!(self.child.try_wait(), Ok(Some(_))) {
+            let _ = kill_process(group, first);
+            let deadline = Instant::now() + grace;
+            while Instant::now() < deadline && !matches!(self.child.try_wait(), Ok(Some(_))) {
+                std::thread::sleep(Duration::from_millis(50));
             }
-            std::thread::sleep(Duration::from_millis(50));
         }
         let _ = kill_process_group(group, Signal::KILL);
         let _ = self.child.wait();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while test_kill_process_group(group).is_ok() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }

@@ -20,8 +20,8 @@ const UNPRIVILEGED_UID: u32 = 65534;
 const UNPRIVILEGED_GID: u32 = 65534;
 /// How long start-up (including crash recovery after a kill) may take.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long a fast shutdown may take before the server is killed.
-const STOP_GRACE: Duration = Duration::from_secs(10);
+/// How long a fast shutdown (its checkpoint, on a busy machine) may take before the server is killed.
+const STOP_GRACE: Duration = Duration::from_secs(30);
 
 /// A running PostgreSQL cluster, stopped by PID and removed when dropped.
 pub struct Postgres {
