@@ -307,7 +307,7 @@ pub(crate) fn ensure_dev_certificate(state: &ApiState) -> Result<(), StoreError>
     )?;
     let (cert, key) = pki.issue_code_signing_cert(DEV_CN)?;
     store_certificate(state, &cert, &key, Some(&pki.ca_cert_pem), None)
-        .map_err(|e| StoreError::Invalid(format!("dev code-signing certificate: {}", e.message)))?;
+        .map_err(|e| StoreError::Pki(format!("dev code-signing certificate: {}", e.message)))?;
     tracing::info!("created the dev code-signing certificate in ACM");
     Ok(())
 }

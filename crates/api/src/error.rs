@@ -88,23 +88,32 @@ impl From<SigError> for ApiError {
     }
 }
 
+/// The rest-json code of every store error kind: the one place they are chosen for iot, signer,
+/// acm and iot-jobs-data.
 impl From<otastream_store::StoreError> for ApiError {
     fn from(e: otastream_store::StoreError) -> Self {
         use otastream_store::StoreError as E;
-        let code_len = e.code().map_or(0, |c| c.len() + 2);
-        let strip = |m: String| m.get(code_len..).map(str::to_owned).unwrap_or(m);
+        let message = e.to_string();
         match e {
-            E::NotFound(m) => Self::not_found(strip(m)),
-            E::AlreadyExists(m) => Self::new(
+            E::NotFound { .. } => Self::not_found(message),
+            E::AlreadyExists { .. } => Self::new(
                 StatusCode::CONFLICT,
                 "ResourceAlreadyExistsException",
-                strip(m),
+                message,
             ),
-            E::Conflict(m) => Self::conflict("DeleteConflictException", strip(m)),
-            E::Invalid(m) => Self::invalid(strip(m)),
+            E::Conflict(_) => Self::conflict("DeleteConflictException", message),
+            E::Invalid(_) => Self::invalid(message),
+            E::Unavailable { .. } => {
+                tracing::warn!(error = %message, "storage unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServiceUnavailableException",
+                    message,
+                )
+            }
             other => {
                 tracing::error!(error = %other, "store failure");
-                Self::internal(other.to_string())
+                Self::internal(message)
             }
         }
     }
@@ -208,6 +217,41 @@ mod tests {
             let api = ApiError::from(e);
             assert_eq!(api.status, StatusCode::FORBIDDEN);
             assert!(!api.code.contains("Throttl"));
+        }
+    }
+
+    #[test]
+    fn store_errors_map_to_rest_json_codes() {
+        use otastream_store::{Invalid, Kind, StoreError};
+        let cases = [
+            (
+                StoreError::not_found(Kind::Thing, "t"),
+                404,
+                "ResourceNotFoundException",
+            ),
+            (
+                StoreError::already_exists(Kind::Stream, "s"),
+                409,
+                "ResourceAlreadyExistsException",
+            ),
+            (
+                StoreError::from(Invalid::NoParts),
+                400,
+                "InvalidRequestException",
+            ),
+            (
+                StoreError::Unavailable {
+                    what: "PostgreSQL",
+                    source: "refused".into(),
+                },
+                503,
+                "ServiceUnavailableException",
+            ),
+            (StoreError::db("broken"), 500, "InternalFailureException"),
+        ];
+        for (err, status, code) in cases {
+            let api = ApiError::from(err);
+            assert_eq!((api.status.as_u16(), api.code), (status, code));
         }
     }
 

@@ -101,8 +101,8 @@ pub(crate) fn stream_files(files: &[StreamFileIn]) -> ApiResult<Vec<StreamFile>>
 /// A store error while resolving files: missing objects are the caller's input error.
 fn file_error(e: StoreError) -> ApiError {
     match e {
-        StoreError::NotFound(m) | StoreError::Invalid(m) => {
-            ApiError::invalid(format!("Stream file is not readable: {m}"))
+        StoreError::NotFound { .. } | StoreError::Invalid(_) => {
+            ApiError::invalid(format!("Stream file is not readable: {e}"))
         }
         other => other.into(),
     }
@@ -119,9 +119,11 @@ pub(crate) fn create_record(state: &ApiState, new: &NewStream) -> ApiResult<Stre
         ));
     }
     state.store.create_stream(new).map_err(|e| match e {
-        StoreError::AlreadyExists(m) => {
-            ApiError::already_exists(m, &new.id, &stream_arn(state, &new.id))
-        }
+        StoreError::AlreadyExists { .. } => ApiError::already_exists(
+            format!("Stream {} already exists", new.id),
+            &new.id,
+            &stream_arn(state, &new.id),
+        ),
         other => file_error(other),
     })
 }

@@ -4,42 +4,56 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use otastream_store::{ObjectInfo, PutMeta, Store, StoreError};
+use otastream_store::{Conflict, Invalid, Kind, ObjectInfo, PutMeta, Store, StoreError};
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Result};
 
 /// Largest multipart part accepted into memory (single PUTs stream to disk).
 const MAX_OBJECT_BODY: usize = 512 << 20;
 
-/// Maps a store error to S3: the code the store put first in its message, else a per-kind default.
+/// Maps a store error to its S3 code: the one place they are chosen for the S3 XML protocol.
 pub(crate) fn s3_error(e: StoreError) -> S3Error {
-    let (inner, default, status) = match &e {
-        StoreError::NotFound(m) => (m, S3ErrorCode::NoSuchKey, http::StatusCode::NOT_FOUND),
-        StoreError::AlreadyExists(m) => (
-            m,
-            S3ErrorCode::BucketAlreadyOwnedByYou,
-            http::StatusCode::CONFLICT,
+    use http::StatusCode as Status;
+    let (code, status) = match &e {
+        StoreError::NotFound { kind, .. } => (
+            match kind {
+                Kind::Bucket => S3ErrorCode::NoSuchBucket,
+                Kind::ObjectVersion => S3ErrorCode::NoSuchVersion,
+                Kind::Upload => S3ErrorCode::NoSuchUpload,
+                _ => S3ErrorCode::NoSuchKey,
+            },
+            Status::NOT_FOUND,
         ),
-        StoreError::Conflict(m) => (m, S3ErrorCode::OperationAborted, http::StatusCode::CONFLICT),
-        StoreError::Invalid(m) => (
-            m,
-            S3ErrorCode::InvalidArgument,
-            http::StatusCode::BAD_REQUEST,
+        StoreError::AlreadyExists { .. } => {
+            (S3ErrorCode::BucketAlreadyOwnedByYou, Status::CONFLICT)
+        }
+        StoreError::Conflict(Conflict::BucketHasVersions { .. }) => {
+            (S3ErrorCode::BucketNotEmpty, Status::CONFLICT)
+        }
+        StoreError::Invalid(invalid) => (
+            match invalid {
+                Invalid::VersioningCannotBeDisabled => {
+                    S3ErrorCode::IllegalVersioningConfigurationException
+                }
+                Invalid::NoParts => S3ErrorCode::MalformedXML,
+                Invalid::PartOrder => S3ErrorCode::InvalidPartOrder,
+                Invalid::PartMissing { .. } => S3ErrorCode::InvalidPart,
+                Invalid::PartTooSmall { .. } => S3ErrorCode::EntityTooSmall,
+                Invalid::RangeNotSatisfiable { .. } => S3ErrorCode::InvalidRange,
+                _ => S3ErrorCode::InvalidArgument,
+            },
+            Status::BAD_REQUEST,
         ),
+        StoreError::Unavailable { .. } => {
+            tracing::warn!(error = %e, "storage unavailable");
+            (S3ErrorCode::ServiceUnavailable, Status::SERVICE_UNAVAILABLE)
+        }
         _ => {
             tracing::error!(error = %e, "store failure");
             return S3Error::with_message(S3ErrorCode::InternalError, e.to_string());
         }
     };
-    let code = e
-        .code()
-        .and_then(|c| S3ErrorCode::from_bytes(c.as_bytes()))
-        .unwrap_or(default);
-    let message = inner
-        .split_once(": ")
-        .filter(|(c, _)| Some(*c) == e.code())
-        .map_or(inner.as_str(), |(_, m)| m);
-    let mut err = S3Error::with_message(code.clone(), message.to_owned());
+    let mut err = S3Error::with_message(code.clone(), e.to_string());
     if code.status_code().is_none() {
         err.set_status_code(status);
     }
@@ -151,26 +165,48 @@ mod tests {
     fn store_errors_keep_their_s3_code_and_status() {
         let cases = [
             (
-                StoreError::NotFound("NoSuchBucket: bucket 'b' does not exist".into()),
+                StoreError::not_found(Kind::Bucket, "b"),
                 "NoSuchBucket",
                 404,
             ),
             (
-                StoreError::NotFound("NoSuchVersion: v".into()),
+                StoreError::not_found(Kind::ObjectVersion, "b/k?versionId=v"),
                 "NoSuchVersion",
                 404,
             ),
+            (StoreError::not_found(Kind::Object, "b/k"), "NoSuchKey", 404),
             (
-                StoreError::Conflict("BucketNotEmpty: b".into()),
+                StoreError::not_found(Kind::Upload, "u"),
+                "NoSuchUpload",
+                404,
+            ),
+            (
+                StoreError::from(Conflict::BucketHasVersions {
+                    bucket: "b".into(),
+                    versions: 1,
+                }),
                 "BucketNotEmpty",
                 409,
             ),
             (
-                StoreError::Invalid("InvalidPartOrder: parts".into()),
+                StoreError::from(Invalid::PartOrder),
                 "InvalidPartOrder",
                 400,
             ),
-            (StoreError::NotFound("no code".into()), "NoSuchKey", 404),
+            (
+                StoreError::from(Invalid::PartTooSmall {
+                    part_number: 1,
+                    size: 1,
+                    min: 5,
+                }),
+                "EntityTooSmall",
+                400,
+            ),
+            (
+                StoreError::from(Invalid::VersioningCannotBeDisabled),
+                "IllegalVersioningConfigurationException",
+                400,
+            ),
         ];
         for (err, code, status) in cases {
             let e = s3_error(err);

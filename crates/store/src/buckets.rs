@@ -5,60 +5,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::db::{self, now_ms, to_i64, to_u64};
 use crate::files::{self, PARTS_DIR};
-use crate::{Store, StoreError};
+use crate::{BucketInfo, Conflict, Invalid, Kind, Store, StoreError, Versioning};
 
-/// One bucket as `ListBuckets` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BucketInfo {
-    /// Bucket name (validated by the control plane).
-    pub name: String,
-    /// Creation time, milliseconds since the Unix epoch.
-    pub created_ms: u64,
-}
-
-/// A bucket's versioning state, as in S3.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Versioning {
-    /// Never enabled: one `"null"` version per key, replaced on overwrite.
-    #[default]
-    Unversioned,
-    /// Every put gets a new 32-character version id; deletes add delete markers.
-    Enabled,
-    /// Was enabled: old versions stay, new puts and deletes replace the `"null"` version.
-    Suspended,
-}
-
-impl Versioning {
-    /// The `<Status>` of `GetBucketVersioning`: `Enabled`, `Suspended`, or `None` when never enabled.
-    pub fn s3_status(self) -> Option<&'static str> {
-        match self {
-            Self::Unversioned => None,
-            Self::Enabled => Some("Enabled"),
-            Self::Suspended => Some("Suspended"),
-        }
-    }
-
-    fn as_db(self) -> &'static str {
-        match self {
-            Self::Unversioned => "unversioned",
-            Self::Enabled => "enabled",
-            Self::Suspended => "suspended",
-        }
-    }
-
-    fn from_db(text: &str) -> Result<Self, StoreError> {
-        match text {
-            "unversioned" => Ok(Self::Unversioned),
-            "enabled" => Ok(Self::Enabled),
-            "suspended" => Ok(Self::Suspended),
-            other => Err(StoreError::Db(format!(
-                "unknown versioning state '{other}'"
-            ))),
-        }
-    }
-}
-
-/// The versioning state of `bucket`, or `NotFound("NoSuchBucket: ...")`.
+/// The versioning state of `bucket`, or `NotFound(Bucket)`.
 pub(crate) fn versioning_of(conn: &Connection, bucket: &str) -> Result<Versioning, StoreError> {
     let state: Option<String> = conn
         .query_row(
@@ -73,31 +22,26 @@ pub(crate) fn versioning_of(conn: &Connection, bucket: &str) -> Result<Versionin
     }
 }
 
-/// `NotFound("NoSuchBucket: ...")`.
+/// `NotFound(Bucket)`.
 pub(crate) fn no_such_bucket(bucket: &str) -> StoreError {
-    StoreError::not_found(
-        "NoSuchBucket",
-        format_args!("bucket '{bucket}' does not exist"),
-    )
+    StoreError::not_found(Kind::Bucket, bucket)
 }
 
 impl Store {
-    /// Creates an empty, unversioned bucket; `AlreadyExists("BucketAlreadyOwnedByYou: ...")` if present.
+    /// Creates an empty, unversioned bucket; `AlreadyExists(Bucket)` if present.
     pub fn create_bucket(&self, bucket: &str) -> Result<(), StoreError> {
         let inserted = self.conn().execute(
             "INSERT INTO buckets (name, created_ms, versioning) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO NOTHING",
             params![bucket, to_i64(now_ms()), Versioning::Unversioned.as_db()],
         )?;
         if inserted == 0 {
-            return Err(StoreError::AlreadyExists(format!(
-                "BucketAlreadyOwnedByYou: bucket '{bucket}' already exists"
-            )));
+            return Err(StoreError::already_exists(Kind::Bucket, bucket));
         }
         Ok(())
     }
 
     /// Deletes a bucket that holds no object versions (delete markers count, as in S3): `NotFound` if
-    /// missing, `Conflict("BucketNotEmpty: ...")` otherwise. Unfinished multipart uploads are aborted.
+    /// missing, `Conflict(BucketHasVersions)` otherwise. Unfinished multipart uploads are aborted.
     pub fn delete_bucket(&self, bucket: &str) -> Result<(), StoreError> {
         let part_files = {
             let mut conn = self.conn();
@@ -109,9 +53,11 @@ impl Store {
                 |row| row.get(0),
             )?;
             if versions > 0 {
-                return Err(StoreError::Conflict(format!(
-                    "BucketNotEmpty: bucket '{bucket}' still holds {versions} object version(s)"
-                )));
+                return Err(Conflict::BucketHasVersions {
+                    bucket: bucket.to_owned(),
+                    versions: to_u64(versions),
+                }
+                .into());
             }
             let part_files: Vec<String> = {
                 let mut stmt = tx.prepare(
@@ -139,7 +85,7 @@ impl Store {
     pub fn bucket_exists(&self, bucket: &str) -> Result<bool, StoreError> {
         match versioning_of(&self.conn(), bucket) {
             Ok(_) => Ok(true),
-            Err(StoreError::NotFound(_)) => Ok(false),
+            Err(StoreError::NotFound { .. }) => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -158,15 +104,12 @@ impl Store {
     }
 
     /// Sets the versioning state. `Unversioned` can only be "set" on a bucket that never left it
-    /// (S3 offers no way back): otherwise `Invalid("IllegalVersioningConfigurationException: ...")`.
+    /// (S3 offers no way back): otherwise `Invalid(VersioningCannotBeDisabled)`.
     pub fn set_bucket_versioning(&self, bucket: &str, v: Versioning) -> Result<(), StoreError> {
         let conn = self.conn();
         let current = versioning_of(&conn, bucket)?;
         if v == Versioning::Unversioned && current != Versioning::Unversioned {
-            return Err(StoreError::invalid(
-                "IllegalVersioningConfigurationException",
-                "versioning can be suspended but not turned off once enabled",
-            ));
+            return Err(Invalid::VersioningCannotBeDisabled.into());
         }
         conn.execute(
             "UPDATE buckets SET versioning = ?2 WHERE name = ?1",
@@ -175,7 +118,7 @@ impl Store {
         Ok(())
     }
 
-    /// The versioning state of `bucket`; `NotFound("NoSuchBucket: ...")` if missing.
+    /// The versioning state of `bucket`; `NotFound(Bucket)` if missing.
     pub fn bucket_versioning(&self, bucket: &str) -> Result<Versioning, StoreError> {
         versioning_of(&self.conn(), bucket)
     }

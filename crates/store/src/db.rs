@@ -6,7 +6,7 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde_json::Value;
 
-use crate::StoreError;
+use crate::{Kind, StoreError};
 
 /// Schema migrations, applied in order; migration `i` moves `user_version` from `i` to `i + 1`.
 /// Never edit a shipped entry: append a new one.
@@ -79,7 +79,7 @@ pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
     let mode: String =
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::Db(format!(
+        return Err(StoreError::db(format!(
             "could not switch {} to WAL (mode is {mode})",
             path.display()
         )));
@@ -96,7 +96,7 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
     let current = usize::try_from(version).unwrap_or(usize::MAX);
     if current > MIGRATIONS.len() {
-        return Err(StoreError::Db(format!(
+        return Err(StoreError::db(format!(
             "database schema version {current} is newer than this build knows ({})",
             MIGRATIONS.len()
         )));
@@ -108,6 +108,12 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tx.commit()?;
     }
     Ok(())
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::db_source("SQLite", e)
+    }
 }
 
 /// Starts a write transaction that takes the database write lock at once (no lock upgrades later).
@@ -158,9 +164,17 @@ pub(crate) fn insert_resource(
         params![kind, id, parent, body.to_string()],
     )?;
     if inserted == 0 {
-        return Err(StoreError::AlreadyExists(format!(
-            "ResourceAlreadyExistsException: {kind} '{id}' already exists"
-        )));
+        let kind = match kind {
+            "thing" => Kind::Thing,
+            "thing-group" => Kind::ThingGroup,
+            "ota-update" => Kind::OtaUpdate,
+            "signer-profile" => Kind::SigningProfile,
+            "signer-job" => Kind::SigningJob,
+            "acm-certificate" => Kind::Certificate,
+            "job" => Kind::Job,
+            _ => Kind::JobExecution,
+        };
+        return Err(StoreError::already_exists(kind, id));
     }
     Ok(())
 }

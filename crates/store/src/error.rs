@@ -1,88 +1,261 @@
-//! [`StoreError`]: the one error type of the store, and its conversions.
+//! [`StoreError`]: the one error type of every storage backend.
+//!
+//! The store says *what* went wrong in its own terms ([`Kind`], [`Conflict`], [`Invalid`]); it never
+//! chooses a wire code. The control plane maps these kinds to AWS codes in one place per protocol
+//! (rest-json and S3 XML in `otastream-api`), the gateway to its own answers.
 
-/// Everything that can go wrong in the store.
-///
-/// Messages of the client-facing variants (`NotFound`, `AlreadyExists`, `Conflict`, `Invalid`) start with
-/// the AWS error code when AWS has one, followed by `": "` and a human sentence, e.g.
-/// `NotFound("NoSuchBucket: bucket 'fw' does not exist")`. [`StoreError::code`] extracts that code so the
-/// control plane can map errors to the wire in one place.
+use std::error::Error as StdError;
+use std::fmt;
+
+/// A boxed error kept as the source of [`StoreError::Db`] and [`StoreError::Unavailable`].
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// Result alias of every storage call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything that can go wrong in a storage backend.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// The resource, bucket, key, version, upload or stream does not exist
-    /// (codes: `NoSuchBucket`, `NoSuchKey`, `NoSuchVersion`, `NoSuchUpload`, `ResourceNotFoundException`).
-    #[error("not found: {0}")]
-    NotFound(String),
-    /// A create found an existing item (`BucketAlreadyOwnedByYou`, `ResourceAlreadyExistsException`).
-    #[error("already exists: {0}")]
-    AlreadyExists(String),
-    /// The operation conflicts with the current state (`BucketNotEmpty`).
-    #[error("conflict: {0}")]
-    Conflict(String),
-    /// The request itself is malformed (`InvalidPart`, `InvalidPartOrder`, `EntityTooSmall`,
-    /// `InvalidArgument`, `KeyTooLongError`, `InvalidRequestException`, ...).
-    #[error("invalid: {0}")]
-    Invalid(String),
+    /// The item does not exist (for [`Kind::Object`] also: its newest version is a delete marker).
+    #[error("{kind} '{id}' does not exist")]
+    NotFound {
+        /// What was looked for.
+        kind: Kind,
+        /// Its id (`bucket/key` for objects, `bucket/key?versionId=v` for versions).
+        id: String,
+    },
+    /// A create found the item already there.
+    #[error("{kind} '{id}' already exists")]
+    AlreadyExists {
+        /// What was created.
+        kind: Kind,
+        /// Its id.
+        id: String,
+    },
+    /// The operation conflicts with the current state.
+    #[error("{0}")]
+    Conflict(Conflict),
+    /// The request breaks a rule of the store itself (not a field-format check: those are the api's).
+    #[error("{0}")]
+    Invalid(Invalid),
+    /// A dependency (database server, object store) cannot be reached; retrying later may work.
+    #[error("{what} is unavailable: {source}")]
+    Unavailable {
+        /// What could not be reached, e.g. `"PostgreSQL"`.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: BoxError,
+    },
     /// A filesystem operation failed.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+    /// The dev PKI's files cannot be read or a certificate cannot be made.
+    #[error("dev PKI: {0}")]
+    Pki(String),
     /// The metadata database failed or holds something unreadable.
-    #[error("database error: {0}")]
-    Db(String),
+    #[error("database error: {message}")]
+    Db {
+        /// What failed.
+        message: String,
+        /// The underlying error, when there is one.
+        #[source]
+        source: Option<BoxError>,
+    },
+}
+
+/// The kinds of stored items, for [`StoreError::NotFound`] and [`StoreError::AlreadyExists`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Kind {
+    /// An S3 bucket.
+    Bucket,
+    /// An object key (no live version, or a delete marker on top).
+    Object,
+    /// A named version of an object key.
+    ObjectVersion,
+    /// A multipart upload.
+    Upload,
+    /// An AWS IoT stream.
+    Stream,
+    /// An IoT thing.
+    Thing,
+    /// An IoT thing group.
+    ThingGroup,
+    /// An IoT job.
+    Job,
+    /// An IoT job execution.
+    JobExecution,
+    /// An OTA update.
+    OtaUpdate,
+    /// A signer signing profile.
+    SigningProfile,
+    /// A signer signing job.
+    SigningJob,
+    /// An ACM certificate.
+    Certificate,
+}
+
+impl Kind {
+    /// A lower-case human name ("thing group").
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Bucket => "bucket",
+            Self::Object => "object",
+            Self::ObjectVersion => "object version",
+            Self::Upload => "multipart upload",
+            Self::Stream => "stream",
+            Self::Thing => "thing",
+            Self::ThingGroup => "thing group",
+            Self::Job => "job",
+            Self::JobExecution => "job execution",
+            Self::OtaUpdate => "OTA update",
+            Self::SigningProfile => "signing profile",
+            Self::SigningJob => "signing job",
+            Self::Certificate => "certificate",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// State conflicts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Conflict {
+    /// A bucket still holds object versions (delete markers count) and cannot be deleted.
+    #[error("bucket '{bucket}' still holds {versions} object version(s)")]
+    BucketHasVersions {
+        /// The bucket.
+        bucket: String,
+        /// How many versions it holds.
+        versions: u64,
+    },
+}
+
+/// Rules of the store a request broke.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Invalid {
+    /// Versioning can be suspended but never turned off again once enabled.
+    #[error("versioning can be suspended but not turned off once enabled")]
+    VersioningCannotBeDisabled,
+    /// A multipart completion listed no parts.
+    #[error("a multipart upload needs at least one part")]
+    NoParts,
+    /// A multipart completion listed parts out of ascending order.
+    #[error("parts must be listed in ascending part-number order")]
+    PartOrder,
+    /// A multipart completion named a part that was not uploaded (or with another ETag).
+    #[error("part {part_number} with etag {etag} was not uploaded")]
+    PartMissing {
+        /// The part number listed.
+        part_number: u32,
+        /// The ETag listed.
+        etag: String,
+    },
+    /// A part other than the last is smaller than the minimum part size.
+    #[error("part {part_number} is {size} bytes; all but the last must be at least {min}")]
+    PartTooSmall {
+        /// The part number.
+        part_number: u32,
+        /// Its size.
+        size: u64,
+        /// The minimum.
+        min: u64,
+    },
+    /// A part number outside `1..=10000`.
+    #[error("part number {0} is outside 1..=10000")]
+    PartNumber(u32),
+    /// A byte range that does not overlap the object.
+    #[error("the range is not satisfiable for an object of {size} bytes")]
+    RangeNotSatisfiable {
+        /// The object's size.
+        size: u64,
+    },
+    /// A file handed to `put_object_from_file` that is not in the store's staging directory.
+    #[error("staged file {0} is not inside the store's staging directory")]
+    NotStaged(String),
 }
 
 impl StoreError {
-    /// The AWS error code at the start of a client-facing message, if there is one
-    /// (`NotFound("NoSuchKey: ...")` gives `Some("NoSuchKey")`). `Io` and `Db` give `None`.
-    pub fn code(&self) -> Option<&str> {
-        let message = match self {
-            Self::NotFound(m) | Self::AlreadyExists(m) | Self::Conflict(m) | Self::Invalid(m) => m,
-            Self::Io(_) | Self::Db(_) => return None,
-        };
-        let (code, _) = message.split_once(": ")?;
-        let is_code = !code.is_empty() && code.chars().all(|c| c.is_ascii_alphanumeric());
-        is_code.then_some(code)
+    /// `NotFound` of `kind` with `id`.
+    pub fn not_found(kind: Kind, id: impl Into<String>) -> Self {
+        Self::NotFound {
+            kind,
+            id: id.into(),
+        }
     }
 
-    /// `NotFound` with an AWS code and a sentence.
-    pub(crate) fn not_found(code: &str, what: impl std::fmt::Display) -> Self {
-        Self::NotFound(format!("{code}: {what}"))
+    /// `AlreadyExists` of `kind` with `id`.
+    pub fn already_exists(kind: Kind, id: impl Into<String>) -> Self {
+        Self::AlreadyExists {
+            kind,
+            id: id.into(),
+        }
     }
 
-    /// `Invalid` with an AWS code and a sentence.
-    pub(crate) fn invalid(code: &str, what: impl std::fmt::Display) -> Self {
-        Self::Invalid(format!("{code}: {what}"))
+    /// `Db` with a message and no source.
+    pub fn db(message: impl Into<String>) -> Self {
+        Self::Db {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// `Db` with a message and its source.
+    pub fn db_source(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Self::Db {
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// Whether this is `NotFound` of `kind`.
+    pub fn is_not_found(&self, kind: Kind) -> bool {
+        matches!(self, Self::NotFound { kind: k, .. } if *k == kind)
     }
 }
 
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        Self::Db(e.to_string())
+impl From<Invalid> for StoreError {
+    fn from(e: Invalid) -> Self {
+        Self::Invalid(e)
+    }
+}
+
+impl From<Conflict> for StoreError {
+    fn from(e: Conflict) -> Self {
+        Self::Conflict(e)
     }
 }
 
 impl From<serde_json::Error> for StoreError {
     fn from(e: serde_json::Error) -> Self {
-        Self::Db(format!("JSON (de)serialization failed: {e}"))
+        Self::db_source("a stored record cannot be (de)serialized", e)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::StoreError;
+    use super::*;
 
     #[test]
-    fn code_is_the_leading_aws_code() {
+    fn messages_name_the_kind_and_keep_sources() {
+        let e = StoreError::not_found(Kind::ThingGroup, "g1");
+        assert_eq!(e.to_string(), "thing group 'g1' does not exist");
+        assert!(e.is_not_found(Kind::ThingGroup));
+        assert!(!e.is_not_found(Kind::Thing));
+        let e = StoreError::db_source("query failed", std::io::Error::other("disk"));
         assert_eq!(
-            StoreError::not_found("NoSuchKey", "b/k").code(),
-            Some("NoSuchKey")
+            std::error::Error::source(&e).map(ToString::to_string),
+            Some("disk".to_owned())
         );
-        assert_eq!(
-            StoreError::Conflict("BucketNotEmpty: b".into()).code(),
-            Some("BucketNotEmpty")
-        );
-        assert_eq!(StoreError::Invalid("no code here".into()).code(), None);
-        assert_eq!(StoreError::Invalid("two words: x".into()).code(), None);
-        assert_eq!(StoreError::Db("x: y".into()).code(), None);
+        let e = StoreError::from(Invalid::PartNumber(0));
+        assert_eq!(e.to_string(), "part number 0 is outside 1..=10000");
     }
 }

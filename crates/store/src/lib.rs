@@ -8,16 +8,21 @@
 //! behind by a crash are swept when the store is next opened.
 //!
 //! # Layout
-//! - `lib.rs`: [`Store`] (open, data-directory lock, crash sweep, resources and [`Store::transaction`]).
-//! - `error.rs`: [`StoreError`], whose messages lead with the AWS error code ([`StoreError::code`]).
-//! - `db.rs`: schema and migrations (`PRAGMA user_version`), the generic JSON resource table, [`Tx`].
-//! - `files.rs`: temp file → fsync → rename → directory fsync; the crash sweep.
-//! - `buckets.rs`: buckets and their versioning state ([`BucketInfo`], [`Versioning`]).
-//! - `versions.rs`: the `versions` table (rows, delete markers, the `"null"` version rules).
-//! - `objects.rs`: versioned objects ([`PutMeta`], [`ObjectInfo`], [`Object`], [`DeleteOutcome`], [`VersionEntry`]).
-//! - `multipart.rs`: multipart uploads (part files under `parts/`, ETag `"md5-of-md5s-N"`).
-//! - `streams.rs`: AWS IoT stream records ([`NewStream`], [`StreamRecord`], ...) and the cached
-//!   [`StreamImage`] the gateway serves blocks from.
+//! - `backend.rs`: the storage seam, one blocking, object-safe trait per resource kind
+//!   ([`ObjectStore`], [`StreamRepo`], [`ThingRepo`], [`JobRepo`], [`OtaRepo`], [`SignerRepo`],
+//!   [`CertificateRepo`]) and [`Backend`], which bundles them behind one `Arc<dyn Backend>`.
+//! - `error.rs`: [`StoreError`] with typed kinds ([`Kind`], [`Conflict`], [`Invalid`]); never a wire code.
+//! - `records.rs`: typed control-plane records ([`Thing`], [`ThingGroup`], [`OtaUpdate`],
+//!   [`SigningProfile`], [`SigningJob`], [`Certificate`]).
+//! - `object_types.rs`, `stream_types.rs`: object-store and stream types shared by every backend.
+//! - [`rules`]: the S3 versioning and multipart rules as pure functions every backend calls.
+//! - [`Store`], the embedded backend (SQLite + local files + mmap):
+//!   - `lib.rs`: open, data-directory lock, crash sweep.
+//!   - `db.rs`: schema and migrations (`PRAGMA user_version`).
+//!   - `files.rs`: temp file → fsync → rename → directory fsync; the crash sweep.
+//!   - `buckets.rs`, `versions.rs`, `objects.rs`, `multipart.rs`: buckets, the `versions` table,
+//!     objects and multipart uploads (part files under `parts/`).
+//!   - `streams.rs`: stream records and the cached [`StreamImage`] the gateway serves blocks from.
 //! - [`mmap`]: the only `unsafe` in the workspace, memory maps as [`bytes::Bytes`].
 //! - [`pki`]: the dev CA, server certificate and device / code-signing certificates ([`pki::DevPki`]).
 //!
@@ -43,14 +48,19 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod backend;
 mod buckets;
 mod db;
 mod error;
 mod files;
 pub mod mmap;
 mod multipart;
+mod object_types;
 mod objects;
 pub mod pki;
+mod records;
+pub mod rules;
+mod stream_types;
 mod streams;
 mod versions;
 
@@ -62,12 +72,21 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use rusqlite::Connection;
 use serde_json::Value;
 
-pub use buckets::{BucketInfo, Versioning};
+pub use backend::{
+    Backend, CertificateRepo, JobRepo, JobWrite, JobsSnapshot, ObjectStore, OtaRepo, SignerRepo,
+    StreamRepo, ThingRepo,
+};
 pub use db::Tx;
-pub use error::StoreError;
-pub use multipart::{MAX_PART_NUMBER, MIN_PART_SIZE};
-pub use objects::{DeleteOutcome, Object, ObjectInfo, PutMeta, VersionEntry};
-pub use streams::{
+pub use error::{BoxError, Conflict, Invalid, Kind, StoreError, StoreResult};
+pub use object_types::{
+    BucketInfo, ByteRange, DeleteOutcome, Object, ObjectInfo, PutMeta, VersionEntry, Versioning,
+};
+pub use records::{
+    Certificate, OtaError, OtaUpdate, OtaUpdateStatus, ProfileStatus, S3Version, SignedObject,
+    SigningJob, SigningProfile, SigningStatus, Thing, ThingGroup,
+};
+pub use rules::{MAX_PART_NUMBER, MIN_PART_SIZE};
+pub use stream_types::{
     NewStream, StreamFile, StreamFileRecord, StreamImage, StreamRecord, StreamUpdate,
 };
 

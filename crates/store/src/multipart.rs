@@ -4,19 +4,13 @@
 
 use std::collections::HashMap;
 
-use md5::{Digest, Md5};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::buckets::versioning_of;
 use crate::db::{self, json_column, now_ms, to_i64, to_u64};
 use crate::files::{self, OBJECTS_DIR, PARTS_DIR};
-use crate::objects::validate_key;
-use crate::{ObjectInfo, PutMeta, Store, StoreError};
-
-/// Every part but the last must be at least this long (S3's `EntityTooSmall` rule).
-pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
-/// Part numbers run from 1 to this.
-pub const MAX_PART_NUMBER: u32 = 10_000;
+use crate::rules::{self, StoredPart};
+use crate::{Kind, ObjectInfo, PutMeta, Store, StoreError};
 
 /// An upload's row.
 struct Upload {
@@ -32,11 +26,17 @@ struct Part {
     size: u64,
 }
 
+impl StoredPart for Part {
+    fn etag(&self) -> &str {
+        &self.etag
+    }
+    fn size(&self) -> u64 {
+        self.size
+    }
+}
+
 fn no_such_upload(upload_id: &str) -> StoreError {
-    StoreError::not_found(
-        "NoSuchUpload",
-        format_args!("upload '{upload_id}' does not exist (completed or aborted?)"),
-    )
+    StoreError::not_found(Kind::Upload, upload_id)
 }
 
 fn load_upload(conn: &Connection, upload_id: &str) -> Result<Upload, StoreError> {
@@ -72,11 +72,6 @@ fn remove_upload(conn: &Connection, upload_id: &str) -> Result<Vec<String>, Stor
     Ok(names)
 }
 
-/// `"abc"` and `abc` name the same ETag.
-fn unquoted(etag: &str) -> &str {
-    etag.trim_matches('"')
-}
-
 impl Store {
     fn unlink_parts(&self, names: Vec<String>) {
         for name in names {
@@ -91,7 +86,6 @@ impl Store {
         key: &str,
         meta: PutMeta,
     ) -> Result<String, StoreError> {
-        validate_key(key)?;
         let conn = self.conn();
         versioning_of(&conn, bucket)?;
         let upload_id = uuid::Uuid::new_v4().simple().to_string();
@@ -110,12 +104,7 @@ impl Store {
         part_number: u32,
         data: &[u8],
     ) -> Result<String, StoreError> {
-        if !(1..=MAX_PART_NUMBER).contains(&part_number) {
-            return Err(StoreError::invalid(
-                "InvalidArgument",
-                format_args!("part number {part_number} is outside 1..={MAX_PART_NUMBER}"),
-            ));
-        }
+        rules::check_part_number(part_number)?;
         load_upload(&self.conn(), upload_id)?;
         let file = files::install_bytes(self.data_dir(), PARTS_DIR, data)?;
         let etag = file.etag();
@@ -175,20 +164,8 @@ impl Store {
             })?;
             (upload, rows.collect::<Result<HashMap<_, _>, _>>()?)
         };
-        let chosen = choose_parts(parts, &mut stored)?;
-
-        let mut digests = Vec::with_capacity(chosen.len() * 16);
-        for part in &chosen {
-            let digest = hex::decode(unquoted(&part.etag)).map_err(|e| {
-                StoreError::Db(format!("stored part etag {} is not hex: {e}", part.etag))
-            })?;
-            digests.extend_from_slice(&digest);
-        }
-        let etag = format!(
-            "\"{}-{}\"",
-            hex::encode(Md5::digest(&digests)),
-            chosen.len()
-        );
+        let chosen = rules::choose_parts(parts, &mut stored)?;
+        let etag = rules::multipart_etag(&chosen)?;
         let sources: Vec<_> = chosen
             .iter()
             .map(|p| self.data_dir().join(PARTS_DIR).join(&p.file))
@@ -223,46 +200,4 @@ impl Store {
         self.unlink_parts(part_files);
         Ok(())
     }
-}
-
-/// Checks the client's part list against the stored parts and returns them in order.
-fn choose_parts(
-    listed: &[(u32, String)],
-    stored: &mut HashMap<u32, Part>,
-) -> Result<Vec<Part>, StoreError> {
-    if listed.is_empty() {
-        return Err(StoreError::invalid(
-            "MalformedXML",
-            "a multipart upload needs at least one part",
-        ));
-    }
-    if listed.windows(2).any(|w| w[0].0 >= w[1].0) {
-        return Err(StoreError::invalid(
-            "InvalidPartOrder",
-            "parts must be listed in ascending part-number order",
-        ));
-    }
-    let mut chosen = Vec::with_capacity(listed.len());
-    for (index, (number, etag)) in listed.iter().enumerate() {
-        let part = match stored.remove(number) {
-            Some(part) if unquoted(&part.etag) == unquoted(etag) => part,
-            _ => {
-                return Err(StoreError::invalid(
-                    "InvalidPart",
-                    format_args!("part {number} with etag {etag} was not uploaded"),
-                ));
-            }
-        };
-        if index + 1 < listed.len() && part.size < MIN_PART_SIZE {
-            return Err(StoreError::invalid(
-                "EntityTooSmall",
-                format_args!(
-                    "part {number} is {} bytes; all but the last must be at least {MIN_PART_SIZE}",
-                    part.size
-                ),
-            ));
-        }
-        chosen.push(part);
-    }
-    Ok(chosen)
 }

@@ -7,113 +7,17 @@ use std::path::Path;
 use bytes::Bytes;
 use rusqlite::{Connection, params};
 
-use crate::buckets::{Versioning, versioning_of};
+use crate::buckets::versioning_of;
 use crate::db;
 use crate::files::{self, Installed, OBJECTS_DIR, TMP_DIR};
+use crate::rules::{self, DeletePlan};
 use crate::versions::{
     NewVersion, VERSION_COLUMNS, VersionRow, insert_version, live_version, read_version,
     remove_version,
 };
-use crate::{Store, StoreError, mmap};
-
-/// The longest key S3 accepts, in UTF-8 bytes.
-const MAX_KEY_BYTES: usize = 1024;
-
-/// Caller-supplied metadata stored with a version.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PutMeta {
-    /// `Content-Type`, echoed by get and head.
-    pub content_type: Option<String>,
-    /// `x-amz-meta-*` pairs (names without the prefix), in the order given.
-    pub user_metadata: Vec<(String, String)>,
-}
-
-/// What S3 reports about one object version.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectInfo {
-    /// Bucket name.
-    pub bucket: String,
-    /// Object key.
-    pub key: String,
-    /// 32 hex characters in a versioned bucket, `"null"` otherwise.
-    pub version_id: String,
-    /// Quoted hex MD5 (`"\"9e10...\""`), or `"\"<md5 of part md5s>-N\""` after a multipart upload;
-    /// empty for a delete marker.
-    pub etag: String,
-    /// Length in bytes (0 for a delete marker).
-    pub size: u64,
-    /// Milliseconds since the Unix epoch.
-    pub last_modified_ms: u64,
-    /// `Content-Type` given at upload.
-    pub content_type: Option<String>,
-    /// `x-amz-meta-*` pairs given at upload.
-    pub user_metadata: Vec<(String, String)>,
-}
-
-/// An object version with its bytes.
-#[derive(Clone)]
-pub struct Object {
-    /// The version's metadata.
-    pub info: ObjectInfo,
-    /// The bytes: a memory map of the version's file (zero copy; slicing and cloning are free).
-    pub data: Bytes,
-}
-
-impl std::fmt::Debug for Object {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Object")
-            .field("info", &self.info)
-            .field("data_len", &self.data.len())
-            .finish()
-    }
-}
-
-/// What a delete did, for the `x-amz-version-id` and `x-amz-delete-marker` response headers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeleteOutcome {
-    /// An object version was removed (or there was nothing to remove: S3 deletes are idempotent).
-    Deleted {
-        /// The removed version (`"null"` in an unversioned bucket).
-        version_id: String,
-    },
-    /// A delete marker was involved: created by a delete without a version id in a versioned
-    /// (or suspended) bucket, or removed by a delete that named a marker's version id.
-    DeleteMarker {
-        /// The marker's version id.
-        version_id: String,
-    },
-}
-
-/// One row of `ListObjectVersions`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VersionEntry {
-    /// The version (etag empty and size 0 for a delete marker).
-    pub info: ObjectInfo,
-    /// Whether this is the newest version of its key.
-    pub is_latest: bool,
-    /// Whether this version is a delete marker.
-    pub is_delete_marker: bool,
-}
-
-/// Rejects keys S3 would reject.
-pub(crate) fn validate_key(key: &str) -> Result<(), StoreError> {
-    if key.is_empty() {
-        return Err(StoreError::invalid(
-            "InvalidArgument",
-            "object key must not be empty",
-        ));
-    }
-    if key.len() > MAX_KEY_BYTES {
-        return Err(StoreError::invalid(
-            "KeyTooLongError",
-            format_args!(
-                "object key is {} bytes; the limit is {MAX_KEY_BYTES}",
-                key.len()
-            ),
-        ));
-    }
-    Ok(())
-}
+use crate::{
+    DeleteOutcome, Invalid, Object, ObjectInfo, PutMeta, Store, StoreError, VersionEntry, mmap,
+};
 
 impl Store {
     /// Stores `data` as a new version of `bucket/key` (durable on return).
@@ -124,7 +28,6 @@ impl Store {
         data: &[u8],
         meta: PutMeta,
     ) -> Result<ObjectInfo, StoreError> {
-        validate_key(key)?;
         self.bucket_versioning(bucket)?;
         let file = files::install_bytes(self.data_dir(), OBJECTS_DIR, data)?;
         let etag = file.etag();
@@ -150,14 +53,11 @@ impl Store {
                     .is_some_and(|p| Some(p) == tmp_dir.canonicalize().ok())
         });
         if !in_tmp_dir {
-            return Err(StoreError::Invalid(format!(
-                "temp file {} is not inside {}",
-                tmp.display(),
-                tmp_dir.display()
-            )));
+            files::remove_quietly(tmp);
+            return Err(Invalid::NotStaged(tmp.display().to_string()).into());
         }
-        let file = validate_key(key)
-            .and_then(|()| self.bucket_versioning(bucket))
+        let file = self
+            .bucket_versioning(bucket)
             .and_then(|_| Ok(files::install_file(self.data_dir(), OBJECTS_DIR, tmp)?))
             .inspect_err(|_| files::remove_quietly(tmp))?;
         let etag = file.etag();
@@ -184,7 +84,7 @@ impl Store {
         let committed = (|| {
             let mut conn = self.conn();
             let tx = db::write_tx(&mut conn)?;
-            let result = insert_version(&tx, bucket, key, &new)?;
+            let result = insert_version(&tx, bucket, key, None, &new)?;
             also(&tx)?;
             tx.commit()?;
             Ok(result)
@@ -223,13 +123,14 @@ impl Store {
         Ok(Object {
             info: row.info,
             data,
+            range: None,
         })
     }
 
     /// Maps a live version's file.
     pub(crate) fn map_version(&self, row: &VersionRow) -> Result<Bytes, StoreError> {
         let name = row.file.as_deref().ok_or_else(|| {
-            StoreError::Db(format!(
+            StoreError::db(format!(
                 "version {} of {}/{} has no file",
                 row.info.version_id, row.info.bucket, row.info.key
             ))
@@ -262,34 +163,20 @@ impl Store {
             let mut conn = self.conn();
             let tx = db::write_tx(&mut conn)?;
             let versioning = versioning_of(&tx, bucket)?;
-            let result = match (version_id, versioning) {
-                (Some(v), _) => {
-                    let removed = remove_version(&tx, bucket, key, v)?;
-                    let version_id = v.to_owned();
-                    match removed {
-                        Some(row) if row.delete_marker => {
-                            (DeleteOutcome::DeleteMarker { version_id }, None)
-                        }
-                        other => (DeleteOutcome::Deleted { version_id }, other),
-                    }
+            let result = match rules::plan_delete(version_id, versioning) {
+                DeletePlan::RemoveVersion(version_id) => {
+                    let removed = remove_version(&tx, bucket, key, &version_id)?;
+                    let marker = removed.as_ref().is_some_and(|r| r.delete_marker);
+                    (rules::removal_outcome(version_id, marker), removed)
                 }
-                (None, Versioning::Unversioned) => {
-                    let removed = remove_version(&tx, bucket, key, "null")?;
-                    (
-                        DeleteOutcome::Deleted {
-                            version_id: "null".into(),
-                        },
-                        removed,
-                    )
-                }
-                (None, Versioning::Enabled | Versioning::Suspended) => {
+                DeletePlan::AddMarker(slot) => {
                     let marker = NewVersion {
                         file: None,
                         etag: "",
                         size: 0,
                         meta: &PutMeta::default(),
                     };
-                    let (info, replaced) = insert_version(&tx, bucket, key, &marker)?;
+                    let (info, replaced) = insert_version(&tx, bucket, key, Some(slot), &marker)?;
                     (
                         DeleteOutcome::DeleteMarker {
                             version_id: info.version_id,

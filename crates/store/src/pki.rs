@@ -43,7 +43,7 @@ impl std::fmt::Debug for DevPki {
 }
 
 fn cert_error(what: &str, e: rcgen::Error) -> StoreError {
-    StoreError::Invalid(format!("{what}: {e}"))
+    StoreError::Pki(format!("{what}: {e}"))
 }
 
 impl DevPki {
@@ -126,7 +126,7 @@ impl DevPki {
         alt_names: &[&str],
     ) -> Result<(String, String), StoreError> {
         if common_name.is_empty() {
-            return Err(StoreError::Invalid(
+            return Err(StoreError::Pki(
                 "a certificate needs a non-empty common name".into(),
             ));
         }
@@ -152,12 +152,12 @@ fn check_pair(cert_pem: &str, key_pem: &str, what: &str) -> Result<(), StoreErro
     let key = KeyPair::from_pem(key_pem)
         .map_err(|e| cert_error(&format!("{what}.key is unreadable"), e))?;
     let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes())
-        .map_err(|e| StoreError::Invalid(format!("{what}.pem is not PEM: {e}")))?;
+        .map_err(|e| StoreError::Pki(format!("{what}.pem is not PEM: {e}")))?;
     let cert = pem
         .parse_x509()
-        .map_err(|e| StoreError::Invalid(format!("{what}.pem is not a certificate: {e}")))?;
+        .map_err(|e| StoreError::Pki(format!("{what}.pem is not a certificate: {e}")))?;
     if cert.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
-        return Err(StoreError::Invalid(format!(
+        return Err(StoreError::Pki(format!(
             "{what}.key is not the key of {what}.pem"
         )));
     }
@@ -194,7 +194,7 @@ fn load_pair(dir: &Path, cert: &str, key: &str) -> Result<Option<(String, String
     ) {
         (Some(c), Some(k)) => Ok(Some((c, k))),
         (None, None) => Ok(None),
-        _ => Err(StoreError::Invalid(format!(
+        _ => Err(StoreError::Pki(format!(
             "{} holds only one of {cert} and {key}; remove the other to regenerate both",
             dir.display()
         ))),

@@ -4,9 +4,10 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use crate::buckets::{Versioning, versioning_of};
+use crate::buckets::versioning_of;
 use crate::db::{json_column, now_ms, to_i64, to_u64};
-use crate::{ObjectInfo, PutMeta, StoreError};
+use crate::rules::{self, VersionSlot};
+use crate::{Kind, ObjectInfo, PutMeta, StoreError};
 
 /// A `versions` row.
 pub(crate) struct VersionRow {
@@ -70,19 +71,17 @@ pub(crate) fn live_version(
     versioning_of(conn, bucket)?;
     match find_version(conn, bucket, key, version_id)? {
         Some(row) if !row.delete_marker => Ok(row),
-        Some(_) => Err(StoreError::not_found(
-            "NoSuchKey",
-            format_args!("'{bucket}/{key}' is a delete marker"),
+        Some(_) | None if version_id.is_none() => Err(StoreError::not_found(
+            Kind::Object,
+            format!("{bucket}/{key}"),
         )),
-        None => Err(match version_id {
-            Some(v) => StoreError::not_found(
-                "NoSuchVersion",
-                format_args!("'{bucket}/{key}' has no version '{v}'"),
+        Some(_) | None => Err(StoreError::not_found(
+            Kind::ObjectVersion,
+            format!(
+                "{bucket}/{key}?versionId={}",
+                version_id.unwrap_or_default()
             ),
-            None => {
-                StoreError::not_found("NoSuchKey", format_args!("'{bucket}/{key}' does not exist"))
-            }
-        }),
+        )),
     }
 }
 
@@ -112,22 +111,25 @@ pub(crate) struct NewVersion<'a> {
     pub(crate) meta: &'a PutMeta,
 }
 
-/// Adds a version as the bucket's versioning state demands: a fresh version id when enabled,
-/// otherwise replacing the `"null"` version. Returns the new version and the replaced row, whose file
-/// must be unlinked after the commit.
+/// Adds a version in `slot` (`None`: as the bucket's versioning state demands, see
+/// [`rules::slot_for_new_version`]). Returns the new version and the replaced row, whose file must be
+/// unlinked after the commit.
 pub(crate) fn insert_version(
     conn: &Connection,
     bucket: &str,
     key: &str,
+    slot: Option<VersionSlot>,
     new: &NewVersion<'_>,
 ) -> Result<(ObjectInfo, Option<VersionRow>), StoreError> {
-    let (version_id, replaced) = match versioning_of(conn, bucket)? {
-        Versioning::Enabled => (uuid::Uuid::new_v4().simple().to_string(), None),
-        Versioning::Unversioned | Versioning::Suspended => (
-            "null".to_owned(),
-            remove_version(conn, bucket, key, "null")?,
-        ),
+    let slot = match slot {
+        Some(slot) => slot,
+        None => rules::slot_for_new_version(versioning_of(conn, bucket)?),
     };
+    let replaced = match slot {
+        VersionSlot::Fresh(_) => None,
+        VersionSlot::Null => remove_version(conn, bucket, key, rules::NULL_VERSION)?,
+    };
+    let version_id = slot.version_id().to_owned();
     let info = ObjectInfo {
         bucket: bucket.to_owned(),
         key: key.to_owned(),
