@@ -111,14 +111,38 @@ struct Server {
 }
 
 impl Server {
-    /// Spawns `command` as the leader of a new process group (so wrappers and helpers stop with it).
-    fn spawn(name: &'static str, mut command: Command) -> Result<Self, Error> {
+    /// Spawns `command` as the leader of a new process group (so wrappers and helpers stop with
+    /// it), its output appended to `log`, and waits (bounded by `timeout`) until `ready()` holds; a
+    /// server that exits or is not ready in time is killed and the error carries its log's tail.
+    fn start(
+        name: &'static str,
+        mut command: Command,
+        log: &Path,
+        timeout: Duration,
+        ready: impl FnMut() -> bool,
+    ) -> Result<Self, Error> {
         use std::os::unix::process::CommandExt;
-        command.process_group(0);
+        let open_log = || {
+            std::fs::File::options()
+                .create(true)
+                .append(true)
+                .open(log)
+                .map_err(|e| Error::new(format!("{name}: log file {}: {e}", log.display())))
+        };
+        command
+            .process_group(0)
+            .stdin(std::process::Stdio::null())
+            .stdout(open_log()?)
+            .stderr(open_log()?);
         let child = command
             .spawn()
             .map_err(|e| Error::new(format!("{name}: cannot start {command:?}: {e}")))?;
-        Ok(Self { child, name })
+        let mut server = Self { child, name };
+        if let Err(e) = server.wait_until(timeout, log, ready) {
+            server.stop(rustix::process::Signal::KILL, Duration::ZERO);
+            return Err(e);
+        }
+        Ok(server)
     }
 
     /// Waits (bounded by `timeout`) until `ready()` holds; fails if the process exits first.

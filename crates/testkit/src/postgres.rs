@@ -5,9 +5,8 @@
 //! directory is handed to that user. The binaries come from `OTASTREAM_PG_BIN` or the newest
 //! `/usr/lib/postgresql/<N>/bin` (Debian's `postgresql` package).
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use rustix::process::Signal;
@@ -122,14 +121,6 @@ impl Postgres {
             return Ok(());
         }
         let log = self.dir.path().join("postgres.log");
-        let log_file = File::options()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .map_err(|e| Error::new(format!("postgres: log file: {e}")))?;
-        let stderr = log_file
-            .try_clone()
-            .map_err(|e| Error::new(format!("postgres: log file: {e}")))?;
         let mut command = unprivileged(&self.bin.join("postgres"));
         command
             .arg("-D")
@@ -142,22 +133,14 @@ impl Postgres {
                 "max_connections=200",
                 "-c",
                 "listen_addresses=127.0.0.1",
-            ])
-            .stdin(Stdio::null())
-            .stdout(log_file)
-            .stderr(stderr);
-        let mut server = Server::spawn("postgres", command)?;
+            ]);
         let (isready, port) = (self.bin.join("pg_isready"), self.port.to_string());
-        let ready = server.wait_until(START_TIMEOUT, &log, || {
+        let server = Server::start("postgres", command, &log, START_TIMEOUT, || {
             Command::new(&isready)
                 .args(["-q", "-h", "127.0.0.1", "-p", &port, "-U", "postgres"])
                 .status()
                 .is_ok_and(|s| s.success())
-        });
-        if let Err(e) = ready {
-            server.stop(Signal::KILL, STOP_GRACE);
-            return Err(e);
-        }
+        })?;
         self.server = Some(server);
         Ok(())
     }

@@ -6,7 +6,6 @@
 //! `weed` comes from `OTASTREAM_WEED`, else from the directory `pip` installs scripts to (pyenv's
 //! shims would run it under a wrapper whose PID is not the server's), else `PATH`.
 
-use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -131,14 +130,6 @@ impl SeaweedFs {
         }
         let root = self.dir.path();
         let log = root.join("weed.log");
-        let log_file = File::options()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .map_err(|e| Error::new(format!("seaweedfs: log file: {e}")))?;
-        let stderr = log_file
-            .try_clone()
-            .map_err(|e| Error::new(format!("seaweedfs: log file: {e}")))?;
         let Ports {
             master,
             volume,
@@ -169,15 +160,10 @@ impl SeaweedFs {
                 root.join("s3.sock").display()
             ))
             .env("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY)
-            .stdin(Stdio::null())
-            .stdout(log_file)
-            .stderr(stderr);
-        let mut server = Server::spawn("seaweedfs", command)?;
-        if let Err(e) = server.wait_until(START_TIMEOUT, &log, || http_answers(s3)) {
-            server.stop(Signal::KILL, STOP_GRACE);
-            return Err(e);
-        }
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY);
+        let server = Server::start("seaweedfs", command, &log, START_TIMEOUT, || {
+            http_answers(s3)
+        })?;
         self.server = Some(server);
         Ok(())
     }
