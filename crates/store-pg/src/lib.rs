@@ -65,6 +65,47 @@ pub struct PgConfig {
     pub pool_size: usize,
 }
 
+impl PgConfig {
+    /// The configuration of `otastream serve --database-url URL --object-store s3://BUCKET
+    /// [--s3-endpoint URL]`: credentials from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`, the
+    /// region from `AWS_REGION` (default `us-east-1`), the cache under `cache_dir`.
+    pub fn from_flags(
+        database_url: &str,
+        object_store: &str,
+        s3_endpoint: Option<&str>,
+        cache_dir: PathBuf,
+    ) -> Result<Self, String> {
+        let bucket = object_store
+            .strip_prefix("s3://")
+            .map(|rest| rest.trim_end_matches('/'))
+            .filter(|bucket| bucket.len() >= 3 && !bucket.contains('/'))
+            .ok_or_else(|| format!("--object-store must be s3://BUCKET, not {object_store:?}"))?;
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let (Some(access_key_id), Some(secret_access_key)) =
+            (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"))
+        else {
+            return Err(format!(
+                "--object-store {object_store}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            ));
+        };
+        Ok(Self {
+            database_url: database_url.to_owned(),
+            objects: S3Location {
+                bucket: bucket.to_owned(),
+                endpoint: s3_endpoint.map(str::to_owned),
+                region: env("AWS_REGION").unwrap_or_else(|| "us-east-1".to_owned()),
+                access_key_id,
+                secret_access_key,
+            },
+            cache_dir,
+            pool_size: DEFAULT_POOL_SIZE,
+        })
+    }
+}
+
+/// PostgreSQL connections per process unless configured otherwise.
+pub const DEFAULT_POOL_SIZE: usize = 16;
+
 /// Why [`PgBackend::connect`] failed: one line naming the dependency.
 #[derive(Debug)]
 pub enum ConnectError {
@@ -98,12 +139,17 @@ impl fmt::Display for ConnectError {
             Self::ObjectStore { location, source } => (format!("object store {location}"), source),
             Self::Cache { dir, source } => (format!("cache directory {}", dir.display()), source),
         };
-        // One line: some client errors span several.
-        let reason = source
-            .to_string()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
+        // The whole cause chain (the pool's message alone hides "connection refused"), one line.
+        let mut reason = source.to_string();
+        let mut cause = std::error::Error::source(source);
+        while let Some(e) = cause {
+            let text = e.to_string();
+            if !reason.contains(&text) {
+                reason = format!("{reason}: {text}");
+            }
+            cause = e.source();
+        }
+        let reason = reason.split_whitespace().collect::<Vec<_>>().join(" ");
         write!(f, "{what}: {reason}")
     }
 }
