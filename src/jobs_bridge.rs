@@ -239,8 +239,8 @@ mod tests {
     use std::collections::BTreeMap;
     use std::sync::Mutex;
 
-    use otastream_api::jobs_hub::EXECUTION_KIND;
     use otastream_jobs::{ExecutionStatus, JobExecution, JobSpec};
+    use otastream_store::JobRepo;
 
     use super::*;
 
@@ -273,12 +273,7 @@ mod tests {
                 return;
             };
             let body: serde_json::Value = serde_json::from_slice(&payload).unwrap_or_default();
-            let stored = self
-                .store
-                .get_resource(EXECUTION_KIND, &format!("j/{thing}"))
-                .ok()
-                .flatten()
-                .and_then(|v| serde_json::from_value::<JobExecution>(v).ok());
+            let stored = stored_execution(&self.store, &thing);
             let answer = Answer {
                 token: body["clientToken"].as_str().unwrap_or_default().to_owned(),
                 accepted: topic_suffix.ends_with("/accepted"),
@@ -288,6 +283,15 @@ mod tests {
             };
             self.answers.lock().expect("recorder").push(answer);
         }
+    }
+
+    /// The durable execution of job `j` on `thing`.
+    fn stored_execution(store: &Store, thing: &str) -> Option<JobExecution> {
+        let snapshot = store.load_jobs().expect("store");
+        snapshot
+            .executions
+            .into_iter()
+            .find(|e| e.job_id == "j" && e.thing_name == thing)
     }
 
     /// A job for `THINGS` things and a recording sink.
@@ -409,13 +413,7 @@ mod tests {
         });
         for i in 0..THINGS {
             let thing = format!("t{i}");
-            let stored: JobExecution = serde_json::from_value(
-                store
-                    .get_resource(EXECUTION_KIND, &format!("j/{thing}"))
-                    .expect("store")
-                    .expect("record"),
-            )
-            .expect("execution");
+            let stored = stored_execution(&store, &thing).expect("record");
             let live = jobs.read(|e| e.execution("j", &thing).cloned());
             assert_eq!(Some(&stored), live.as_ref());
             assert_eq!(stored.version_number, 201, "{stored:?}");

@@ -284,8 +284,11 @@ fn metrics_router(metrics: Arc<Metrics>, control_plane: Router) -> Router {
 /// the async runtime.
 async fn control_plane(store: &Store, api: ApiConfig, jobs: &JobsHandle) -> anyhow::Result<Router> {
     let (store, jobs) = (store.clone(), jobs.clone());
-    let state = tokio::task::spawn_blocking(move || ApiState::with_jobs(store, api, jobs))
-        .await?
-        .context("starting the control plane")?;
+    let state = tokio::task::spawn_blocking(move || {
+        let pki_dir = store.pki_dir();
+        ApiState::with_jobs(Arc::new(store), &pki_dir, api, jobs)
+    })
+    .await?
+    .context("starting the control plane")?;
     Ok(otastream_api::router(state))
 }

@@ -17,7 +17,7 @@ use aws_smithy_runtime_api::client::identity::Identity;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use otastream_store::{NewStream, PutMeta, Store, StreamFile};
+use otastream_store::{NewStream, ObjectStore as _, PutMeta, Store, StreamFile, StreamRepo as _};
 
 use crate::link::tcp_connect;
 

@@ -2,8 +2,8 @@
 //! DescribeCertificate, GetCertificate, ListCertificates, DeleteCertificate, plus the dev code-signing
 //! certificate that [`crate::ApiState::new`] creates on first start with the store's dev PKI.
 //!
-//! Certificates are stored as `acm-certificate/<uuid>` resources holding the PEMs and the
-//! details parsed from the X.509 certificate. Only ECDSA P-256 keys can sign (see `signer`).
+//! Certificates are stored as typed [`Certificate`] records (id = the UUID of the ARN) holding
+//! the PEMs and the details parsed from the X.509 certificate. Only ECDSA P-256 keys can sign (see `signer`).
 
 use axum::Router;
 use axum::extract::State;
@@ -13,7 +13,7 @@ use axum::routing::post;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
-use otastream_store::StoreError;
+use otastream_store::{Certificate, StoreError};
 use p256::elliptic_curve::sec1::ToSec1Point;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -21,9 +21,8 @@ use x509_parser::pem::Pem;
 
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult, json_ok, parse_json};
-use crate::util::{epoch_seconds, now_ms, public_view};
+use crate::util::{epoch_seconds, now_ms};
 
-const KIND: &str = "acm-certificate";
 /// Common name of the dev code-signing certificate.
 const DEV_CN: &str = "otastream dev code signing";
 
@@ -91,14 +90,14 @@ pub(crate) fn p256_key(pem: &str) -> Option<p256::SecretKey> {
         .or_else(|| p256::SecretKey::from_sec1_pem(pem).ok())
 }
 
-/// Builds the stored document from PEMs after checking the certificate and that the key matches it.
-fn certificate_doc(
-    state: &ApiState,
+/// Builds the stored record from PEMs after checking the certificate and that the key matches it.
+fn certificate_record(
+    id: &str,
     arn: &str,
     cert_pem: &str,
     key_pem: &str,
     chain: Option<&str>,
-) -> ApiResult<Value> {
+) -> ApiResult<Certificate> {
     let pem = Pem::iter_from_buffer(cert_pem.as_bytes())
         .next()
         .and_then(Result::ok)
@@ -147,25 +146,34 @@ fn certificate_doc(
         .and_then(|cn| cn.as_str().ok())
         .unwrap_or_default()
         .to_owned();
-    let now = now_ms();
-    Ok(json!({
-        "CertificateArn": arn,
-        "DomainName": domain,
-        "Subject": subject,
-        "Issuer": cert.issuer().to_string(),
-        "Serial": cert.raw_serial_as_string(),
-        "NotBefore": epoch_seconds(to_ms(validity.not_before)),
-        "NotAfter": epoch_seconds(to_ms(validity.not_after)),
-        "ImportedAt": epoch_seconds(now),
-        "CreatedAt": epoch_seconds(now),
-        "KeyAlgorithm": key_algorithm,
-        "SignatureAlgorithm": cert.signature_algorithm.algorithm.to_id_string(),
-        "Status": "ISSUED",
-        "Type": "IMPORTED",
-        "InUseBy": [],
-        "_pem": { "certificate": cert_pem, "privateKey": key_pem, "chain": chain },
-        "_region": state.config.region,
-    }))
+    Ok(Certificate {
+        id: id.to_owned(),
+        arn: arn.to_owned(),
+        domain_name: domain,
+        subject,
+        issuer: cert.issuer().to_string(),
+        serial: cert.raw_serial_as_string(),
+        not_before_ms: to_ms(validity.not_before),
+        not_after_ms: to_ms(validity.not_after),
+        imported_ms: now_ms(),
+        key_algorithm: key_algorithm.to_owned(),
+        signature_algorithm: cert.signature_algorithm.algorithm.to_id_string(),
+        certificate_pem: cert_pem.to_owned(),
+        private_key_pem: key_pem.to_owned(),
+        chain_pem: chain.map(str::to_owned),
+    })
+}
+
+/// `DescribeCertificate` JSON (no PEMs).
+fn describe_json(c: &Certificate) -> Value {
+    json!({
+        "CertificateArn": c.arn, "DomainName": c.domain_name, "Subject": c.subject,
+        "Issuer": c.issuer, "Serial": c.serial,
+        "NotBefore": epoch_seconds(c.not_before_ms), "NotAfter": epoch_seconds(c.not_after_ms),
+        "ImportedAt": epoch_seconds(c.imported_ms), "CreatedAt": epoch_seconds(c.imported_ms),
+        "KeyAlgorithm": c.key_algorithm, "SignatureAlgorithm": c.signature_algorithm,
+        "Status": "ISSUED", "Type": "IMPORTED", "InUseBy": [],
+    })
 }
 
 fn store_certificate(
@@ -180,15 +188,15 @@ fn store_certificate(
             let id = id_of(arn)?;
             state
                 .store
-                .get_resource(KIND, &id)?
+                .get_certificate(&id)?
                 .ok_or_else(|| not_found(arn))?;
             id
         }
         None => uuid::Uuid::new_v4().to_string(),
     };
     let arn = state.config.arn("acm", &format!("certificate/{id}"));
-    let doc = certificate_doc(state, &arn, cert_pem, key_pem, chain)?;
-    state.store.put_resource(KIND, &id, None, &doc)?;
+    let record = certificate_record(&id, &arn, cert_pem, key_pem, chain)?;
+    state.store.put_certificate(&record)?;
     Ok(arn)
 }
 
@@ -239,38 +247,37 @@ fn arn_member(body: &Value) -> ApiResult<String> {
         .ok_or_else(|| ApiError::validation("CertificateArn is required"))
 }
 
-/// The stored certificate document (with its PEMs), or `None`.
-pub(crate) fn load(state: &ApiState, arn: &str) -> ApiResult<Option<Value>> {
+/// The stored certificate (with its PEMs), or `None`.
+pub(crate) fn load(state: &ApiState, arn: &str) -> ApiResult<Option<Certificate>> {
     let Ok(id) = id_of(arn) else { return Ok(None) };
-    Ok(state.store.get_resource(KIND, &id)?)
+    Ok(state.store.get_certificate(&id)?)
 }
 
 fn describe(state: &ApiState, body: &Value) -> ApiResult<Value> {
     let arn = arn_member(body)?;
     id_of(&arn)?;
     let doc = load(state, &arn)?.ok_or_else(|| not_found(&arn))?;
-    Ok(json!({ "Certificate": public_view(doc) }))
+    Ok(json!({ "Certificate": describe_json(&doc) }))
 }
 
 fn get_certificate(state: &ApiState, body: &Value) -> ApiResult<Value> {
     let arn = arn_member(body)?;
     id_of(&arn)?;
     let doc = load(state, &arn)?.ok_or_else(|| not_found(&arn))?;
-    Ok(
-        json!({ "Certificate": doc["_pem"]["certificate"], "CertificateChain": doc["_pem"]["chain"] }),
-    )
+    Ok(json!({ "Certificate": doc.certificate_pem, "CertificateChain": doc.chain_pem }))
 }
 
 fn list(state: &ApiState) -> ApiResult<Value> {
     let summaries: Vec<Value> = state
         .store
-        .list_resources(KIND, None)?
-        .into_iter()
-        .map(|(_, d)| {
+        .list_certificates()?
+        .iter()
+        .map(|c| {
             json!({
-                "CertificateArn": d["CertificateArn"], "DomainName": d["DomainName"], "Status": d["Status"],
-                "Type": d["Type"], "KeyAlgorithm": d["KeyAlgorithm"], "NotBefore": d["NotBefore"],
-                "NotAfter": d["NotAfter"], "ImportedAt": d["ImportedAt"], "CreatedAt": d["CreatedAt"],
+                "CertificateArn": c.arn, "DomainName": c.domain_name, "Status": "ISSUED",
+                "Type": "IMPORTED", "KeyAlgorithm": c.key_algorithm,
+                "NotBefore": epoch_seconds(c.not_before_ms), "NotAfter": epoch_seconds(c.not_after_ms),
+                "ImportedAt": epoch_seconds(c.imported_ms), "CreatedAt": epoch_seconds(c.imported_ms),
                 "InUse": false,
             })
         })
@@ -281,7 +288,7 @@ fn list(state: &ApiState) -> ApiResult<Value> {
 fn delete(state: &ApiState, body: &Value) -> ApiResult<Value> {
     let arn = arn_member(body)?;
     let id = id_of(&arn)?;
-    if !state.store.delete_resource(KIND, &id)? {
+    if !state.store.delete_certificate(&id)? {
         return Err(not_found(&arn));
     }
     Ok(json!({}))
@@ -291,10 +298,10 @@ fn delete(state: &ApiState, body: &Value) -> ApiResult<Value> {
 pub(crate) fn dev_certificate_arn(state: &ApiState) -> Result<Option<String>, StoreError> {
     Ok(state
         .store
-        .list_resources(KIND, None)?
+        .list_certificates()?
         .into_iter()
-        .find(|(_, d)| d["DomainName"] == DEV_CN)
-        .and_then(|(_, d)| d["CertificateArn"].as_str().map(str::to_owned)))
+        .find(|c| c.domain_name == DEV_CN)
+        .map(|c| c.arn))
 }
 
 /// Creates the dev code-signing certificate on first start (ECDSA P-256 from the dev PKI).
@@ -302,9 +309,7 @@ pub(crate) fn ensure_dev_certificate(state: &ApiState) -> Result<(), StoreError>
     if dev_certificate_arn(state)?.is_some() {
         return Ok(());
     }
-    let pki = otastream_store::pki::DevPki::load_or_create(
-        &state.store.data_dir().join(otastream_store::PKI_DIR),
-    )?;
+    let pki = otastream_store::pki::DevPki::load_or_create(&state.pki_dir)?;
     let (cert, key) = pki.issue_code_signing_cert(DEV_CN)?;
     store_certificate(state, &cert, &key, Some(&pki.ca_cert_pem), None)
         .map_err(|e| StoreError::Pki(format!("dev code-signing certificate: {}", e.message)))?;

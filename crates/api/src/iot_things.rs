@@ -2,8 +2,8 @@
 //! CreateThingGroup, DescribeThingGroup, AddThingToThingGroup, RemoveThingFromThingGroup,
 //! ListThingsInThingGroup.
 //!
-//! Stored as JSON resources: `thing/<name>`, `thing-group/<name>` and membership rows
-//! `thing-group-member/<group>/<thing>` whose parent is the group.
+//! Stored through the backend's [`otastream_store::ThingRepo`] as typed [`Thing`] and
+//! [`ThingGroup`] records plus membership rows; the AWS JSON shapes are built here.
 
 use std::collections::BTreeMap;
 
@@ -15,16 +15,13 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::ApiState;
+use otastream_store::{Thing, ThingGroup};
+
 use crate::error::{ApiError, ApiResult, json_ok, parse_json};
 use crate::jobs::StoreGroups;
 use crate::jobs_hub::Plane;
 use crate::util::{QueryMap, epoch_seconds, now_ms, paginate, with_token};
-use crate::validate;
-
-const THING: &str = "thing";
-const GROUP: &str = "thing-group";
-const MEMBER: &str = "thing-group-member";
+use crate::{ApiState, found, validate};
 
 /// Routes of this module (iot scope).
 pub(crate) fn routes() -> Router<ApiState> {
@@ -67,8 +64,25 @@ fn thing_arn(state: &ApiState, name: &str) -> String {
 }
 
 /// The stored thing, or `ResourceNotFoundException`.
-pub(crate) fn load_thing(state: &ApiState, name: &str) -> ApiResult<Value> {
-    state.load(THING, name, "Thing")
+pub(crate) fn load_thing(state: &ApiState, name: &str) -> ApiResult<Thing> {
+    found(state.store.get_thing(name)?, "Thing", name)
+}
+
+/// `DescribeThing` / `ListThings` JSON of a thing.
+fn thing_json(t: &Thing) -> Value {
+    json!({
+        "thingName": t.name, "thingArn": t.arn, "thingId": t.id, "thingTypeName": t.type_name,
+        "attributes": t.attributes, "version": t.version,
+    })
+}
+
+/// `DescribeThingGroup` JSON of a group.
+fn group_json(g: &ThingGroup) -> Value {
+    json!({
+        "thingGroupName": g.name, "thingGroupArn": g.arn, "thingGroupId": g.id, "version": g.version,
+        "thingGroupProperties": g.properties,
+        "thingGroupMetadata": { "parentGroupName": g.parent, "creationDate": epoch_seconds(g.created_ms) },
+    })
 }
 
 async fn create_thing(
@@ -81,37 +95,36 @@ async fn create_thing(
     if let Some(t) = &req.thing_type_name {
         validate::thing_name("thingTypeName", t)?;
     }
-    let arn = thing_arn(&state, &name);
-    let doc = json!({
-        "thingName": name,
-        "thingArn": arn,
-        "thingId": uuid::Uuid::new_v4().to_string(),
-        "thingTypeName": req.thing_type_name,
-        "attributes": req.attribute_payload.unwrap_or_default().attributes,
-        "version": 1,
-    });
-    let doc = state
+    let thing = Thing {
+        arn: thing_arn(&state, &name),
+        name,
+        id: uuid::Uuid::new_v4().to_string(),
+        type_name: req.thing_type_name,
+        attributes: req.attribute_payload.unwrap_or_default().attributes,
+        version: 1,
+    };
+    let thing = state
         .blocking(move |s| {
-            if let Some(existing) = s.store.get_resource(THING, &name)? {
+            if let Some(existing) = s.store.get_thing(&thing.name)? {
                 // Same name and configuration succeeds again (the model says so).
-                let same = existing["thingTypeName"] == doc["thingTypeName"]
-                    && existing["attributes"] == doc["attributes"];
+                let same = existing.type_name == thing.type_name
+                    && existing.attributes == thing.attributes;
                 return if same {
                     Ok(existing)
                 } else {
                     Err(ApiError::already_exists(
-                        format!("Thing {name} already exists"),
-                        &name,
-                        &arn,
+                        format!("Thing {} already exists", thing.name),
+                        &thing.name,
+                        &thing.arn,
                     ))
                 };
             }
-            s.store.insert_resource(THING, &name, None, &doc)?;
-            Ok(doc)
+            s.store.create_thing(&thing)?;
+            Ok(thing)
         })
         .await?;
     Ok(json_ok(
-        json!({ "thingName": doc["thingName"], "thingArn": doc["thingArn"], "thingId": doc["thingId"] }),
+        json!({ "thingName": thing.name, "thingArn": thing.arn, "thingId": thing.id }),
     ))
 }
 
@@ -120,8 +133,9 @@ async fn describe_thing(
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
     validate::thing_name("thingName", &name)?;
-    let mut doc = state.blocking(move |s| load_thing(s, &name)).await?;
-    doc["defaultClientId"] = doc["thingName"].clone();
+    let thing = state.blocking(move |s| load_thing(s, &name)).await?;
+    let mut doc = thing_json(&thing);
+    doc["defaultClientId"] = json!(thing.name);
     Ok(json_ok(doc))
 }
 
@@ -129,25 +143,26 @@ async fn list_things(
     State(state): State<ApiState>,
     Query(q): Query<QueryMap>,
 ) -> ApiResult<Response> {
-    let things = state.list_all(THING).await?;
+    let things = state.blocking(|s| Ok(s.store.list_things()?)).await?;
     let things: Vec<Value> = things
-        .into_iter()
+        .iter()
         .filter(
             |t| match (q.get("attributeName"), q.get("attributeValue")) {
-                (Some(n), Some(v)) => t["attributes"][n.as_str()] == json!(v),
-                (Some(n), None) => t["attributes"].get(n.as_str()).is_some(),
+                (Some(n), Some(v)) => t.attributes.get(n) == Some(v),
+                (Some(n), None) => t.attributes.contains_key(n),
                 _ => true,
             },
         )
         .filter(|t| {
             q.get("thingTypeName")
-                .is_none_or(|ty| t["thingTypeName"] == json!(ty))
+                .is_none_or(|ty| t.type_name.as_ref() == Some(ty))
         })
-        .map(|mut t| {
-            if let Value::Object(map) = &mut t {
+        .map(|t| {
+            let mut doc = thing_json(t);
+            if let Value::Object(map) = &mut doc {
                 map.remove("thingId");
             }
-            t
+            doc
         })
         .collect();
     let (page, next) = paginate(things, &q, 250)?;
@@ -161,13 +176,7 @@ async fn delete_thing(
     validate::thing_name("thingName", &name)?;
     state
         .blocking(move |s| {
-            s.store.transaction(|tx| {
-                tx.delete_resource(THING, &name)?;
-                for (group, _) in tx.list_resources(GROUP, None)? {
-                    tx.delete_resource(MEMBER, &format!("{group}/{name}"))?;
-                }
-                Ok(())
-            })?;
+            s.store.delete_thing(&name)?;
             Ok(())
         })
         .await?;
@@ -185,8 +194,8 @@ fn group_arn(state: &ApiState, name: &str) -> String {
     state.config.arn("iot", &format!("thinggroup/{name}"))
 }
 
-fn load_group(state: &ApiState, name: &str) -> ApiResult<Value> {
-    state.load(GROUP, name, "Thing group")
+fn load_group(state: &ApiState, name: &str) -> ApiResult<ThingGroup> {
+    found(state.store.get_thing_group(name)?, "Thing group", name)
 }
 
 async fn create_group(
@@ -196,33 +205,33 @@ async fn create_group(
 ) -> ApiResult<Response> {
     validate::thing_name("thingGroupName", &name)?;
     let req: CreateGroup = parse_json(&body)?;
-    let arn = group_arn(&state, &name);
-    let doc = json!({
-        "thingGroupName": name,
-        "thingGroupArn": arn,
-        "thingGroupId": uuid::Uuid::new_v4().to_string(),
-        "version": 1,
-        "thingGroupProperties": req.thing_group_properties.unwrap_or_else(|| json!({})),
-        "thingGroupMetadata": { "parentGroupName": req.parent_group_name, "creationDate": epoch_seconds(now_ms()) },
-    });
-    let doc = state
+    let group = ThingGroup {
+        arn: group_arn(&state, &name),
+        name,
+        id: uuid::Uuid::new_v4().to_string(),
+        version: 1,
+        properties: req.thing_group_properties.unwrap_or_else(|| json!({})),
+        parent: req.parent_group_name,
+        created_ms: now_ms(),
+    };
+    let group = state
         .blocking(move |s| {
-            if let Some(parent) = &req.parent_group_name {
+            if let Some(parent) = &group.parent {
                 load_group(s, parent)?;
             }
-            if s.store.get_resource(GROUP, &name)?.is_some() {
+            if s.store.get_thing_group(&group.name)?.is_some() {
                 return Err(ApiError::already_exists(
-                    format!("Thing group {name} already exists"),
-                    &name,
-                    &arn,
+                    format!("Thing group {} already exists", group.name),
+                    &group.name,
+                    &group.arn,
                 ));
             }
-            s.store.insert_resource(GROUP, &name, None, &doc)?;
-            Ok(doc)
+            s.store.create_thing_group(&group)?;
+            Ok(group)
         })
         .await?;
     Ok(json_ok(json!({
-        "thingGroupName": doc["thingGroupName"], "thingGroupArn": doc["thingGroupArn"], "thingGroupId": doc["thingGroupId"]
+        "thingGroupName": group.name, "thingGroupArn": group.arn, "thingGroupId": group.id
     })))
 }
 
@@ -231,9 +240,8 @@ async fn describe_group(
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
     validate::thing_name("thingGroupName", &name)?;
-    Ok(json_ok(
-        state.blocking(move |s| load_group(s, &name)).await?,
-    ))
+    let group = state.blocking(move |s| load_group(s, &name)).await?;
+    Ok(json_ok(group_json(&group)))
 }
 
 #[derive(Deserialize, Default)]
@@ -270,9 +278,7 @@ async fn add_thing_to_group(State(state): State<ApiState>, body: Bytes) -> ApiRe
         .blocking(move |s| {
             load_group(s, &group)?;
             load_thing(s, &thing)?;
-            let row = json!({ "thingName": thing, "thingGroupName": group });
-            s.store
-                .put_resource(MEMBER, &format!("{group}/{thing}"), Some(&group), &row)?;
+            s.store.add_thing_to_group(&group, &thing)?;
             // CONTINUOUS jobs targeting the group reach the new member.
             s.jobs.apply(&s.store, Plane::Control, |e| {
                 Ok(((), e.handle_thing_added_to_group(&thing, &group, now_ms())))
@@ -290,8 +296,7 @@ async fn remove_thing_from_group(
     state
         .blocking(move |s| {
             load_group(s, &group)?;
-            s.store
-                .delete_resource(MEMBER, &format!("{group}/{thing}"))?;
+            s.store.remove_thing_from_group(&group, &thing)?;
             let groups = StoreGroups(s);
             s.jobs.apply(&s.store, Plane::Control, |e| {
                 Ok((
@@ -313,27 +318,22 @@ pub(crate) fn things_in_group(
     load_group(state, group)?;
     let mut groups = vec![group.to_owned()];
     if recursive {
-        let all = state.store.list_resources(GROUP, None)?;
+        let all = state.store.list_thing_groups()?;
         let mut i = 0;
         while i < groups.len() {
-            for (name, doc) in &all {
-                if doc["thingGroupMetadata"]["parentGroupName"] == json!(groups[i])
-                    && !groups.contains(name)
-                {
-                    groups.push(name.clone());
+            for g in &all {
+                if g.parent.as_ref() == Some(&groups[i]) && !groups.contains(&g.name) {
+                    groups.push(g.name.clone());
                 }
             }
             i += 1;
         }
     }
-    let mut things = Vec::new();
+    let mut things: Vec<String> = Vec::new();
     for g in &groups {
-        for (_, row) in state.store.list_resources(MEMBER, Some(g))? {
-            if let Some(t) = row["thingName"]
-                .as_str()
-                .filter(|t| !things.iter().any(|x: &String| x == t))
-            {
-                things.push(t.to_owned());
+        for t in state.store.things_in_group(g)? {
+            if !things.contains(&t) {
+                things.push(t);
             }
         }
     }

@@ -10,26 +10,18 @@
 //! arrival order: device requests reach the engine through a queue (the server's jobs bridge),
 //! so every other mutation first waits, through the [`DeviceQueue`] installed with
 //! [`JobsHandle::with_device_queue`], until the device requests queued before it are applied —
-//! without holding any lock of its own. Records: `job/<jobId>`
-//! holds a serialized [`Job`], `job-execution/<jobId>/<thing>` a [`JobExecution`] with the job
-//! as parent.
+//! without holding any lock of its own. Records are written through the store's
+//! [`JobRepo`] (one `save_jobs` batch per apply).
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use otastream_jobs::engine::{Action, Engine, Presigner};
 use otastream_jobs::error::JobsError;
-use otastream_jobs::execution::JobExecution;
-use otastream_jobs::model::Job;
-use otastream_store::{Store, StoreError};
+use otastream_store::{JobRepo, JobWrite, StoreError};
 
 use crate::error::{ApiError, ApiResult};
 use crate::util::now_ms;
-
-/// Resource kind of persisted jobs.
-pub const JOB_KIND: &str = "job";
-/// Resource kind of persisted executions (id `<jobId>/<thing>`, parent `<jobId>`).
-pub const EXECUTION_KIND: &str = "job-execution";
 
 /// Which API a request came through: errors are encoded differently (AWS-API.md §4.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,23 +70,9 @@ pub struct JobsHandle {
 
 impl JobsHandle {
     /// Rebuilds the engine from the persisted jobs and executions.
-    pub fn restore(store: &Store) -> Result<Self, StoreError> {
-        let decode = |kind: &str| -> Result<Vec<serde_json::Value>, StoreError> {
-            Ok(store
-                .list_resources(kind, None)?
-                .into_iter()
-                .map(|(_, v)| v)
-                .collect())
-        };
-        let jobs: Vec<Job> = decode(JOB_KIND)?
-            .into_iter()
-            .map(serde_json::from_value)
-            .collect::<Result<_, _>>()?;
-        let execs: Vec<JobExecution> = decode(EXECUTION_KIND)?
-            .into_iter()
-            .map(serde_json::from_value)
-            .collect::<Result<_, _>>()?;
-        let engine = Engine::restore(jobs, execs, now_ms());
+    pub fn restore(store: &(impl JobRepo + ?Sized)) -> Result<Self, StoreError> {
+        let snapshot = store.load_jobs()?;
+        let engine = Engine::restore(snapshot.jobs, snapshot.executions, now_ms());
         Ok(Self {
             engine: Arc::new(Mutex::new(engine)),
             commit: Arc::new(Mutex::new(())),
@@ -136,7 +114,7 @@ impl JobsHandle {
     /// transaction and their publications follow in order once it has committed.
     pub fn apply<T>(
         &self,
-        store: &Store,
+        store: &(impl JobRepo + ?Sized),
         plane: Plane,
         f: impl FnOnce(&mut Engine) -> Result<(T, Vec<Action>), JobsError>,
     ) -> ApiResult<T> {
@@ -161,7 +139,7 @@ impl JobsHandle {
     }
 
     /// Fires due timeouts and rollout releases forever (spawn it once per server).
-    pub async fn run_timers(self, store: Store) {
+    pub async fn run_timers<S: JobRepo + Clone + 'static>(self, store: S) {
         loop {
             let now = now_ms();
             let due = self.read(Engine::poll_timeout);
@@ -182,42 +160,20 @@ impl JobsHandle {
 }
 
 /// Writes the persistence actions in one transaction (nothing is published before it commits).
-fn persist(store: &Store, actions: &[Action]) -> ApiResult<()> {
-    if !actions.iter().any(|a| a.topic().is_none()) {
-        return Ok(());
-    }
-    store.transaction(|tx| {
-        for action in actions {
-            match action {
-                Action::SaveJob(job) => tx.put_resource(
-                    JOB_KIND,
-                    &job.spec.job_id,
-                    None,
-                    &serde_json::to_value(job)?,
-                )?,
-                Action::SaveExecution(e) => {
-                    let id = format!("{}/{}", e.job_id, e.thing_name);
-                    tx.put_resource(
-                        EXECUTION_KIND,
-                        &id,
-                        Some(&e.job_id),
-                        &serde_json::to_value(e)?,
-                    )?;
-                }
-                Action::DeleteJob { job_id } => {
-                    for (id, _) in tx.list_resources(EXECUTION_KIND, Some(job_id))? {
-                        tx.delete_resource(EXECUTION_KIND, &id)?;
-                    }
-                    tx.delete_resource(JOB_KIND, job_id)?;
-                }
-                Action::DeleteExecution { job_id, thing } => {
-                    tx.delete_resource(EXECUTION_KIND, &format!("{job_id}/{thing}"))?;
-                }
-                _ => {}
+fn persist(store: &(impl JobRepo + ?Sized), actions: &[Action]) -> ApiResult<()> {
+    let writes: Vec<JobWrite<'_>> = actions
+        .iter()
+        .filter_map(|action| match action {
+            Action::SaveJob(job) => Some(JobWrite::SaveJob(job)),
+            Action::SaveExecution(e) => Some(JobWrite::SaveExecution(e)),
+            Action::DeleteJob { job_id } => Some(JobWrite::DeleteJob { job_id }),
+            Action::DeleteExecution { job_id, thing } => {
+                Some(JobWrite::DeleteExecution { job_id, thing })
             }
-        }
-        Ok(())
-    })?;
+            _ => None,
+        })
+        .collect();
+    store.save_jobs(&writes)?;
     Ok(())
 }
 

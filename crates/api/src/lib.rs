@@ -48,11 +48,17 @@ mod signer_jobs;
 mod util;
 mod validate;
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use otastream_store::{Store, StoreError};
+use otastream_store::{Backend, StoreError};
 
 use crate::error::{ApiError, ApiResult};
+
+/// `Some(record)` or `ResourceNotFoundException` "<what> <id> does not exist".
+pub(crate) fn found<T>(record: Option<T>, what: &str, id: &str) -> ApiResult<T> {
+    record.ok_or_else(|| ApiError::not_found(format!("{what} {id} does not exist")))
+}
 use crate::jobs_hub::JobsHandle;
 
 /// Access key id used when none is configured (printed at start-up by the binary).
@@ -108,11 +114,13 @@ impl ApiConfig {
     }
 }
 
-/// Shared state of every handler: the store and the configuration. Cheap to clone.
+/// Shared state of every handler: the storage backend and the configuration. Cheap to clone.
 #[derive(Clone)]
 pub struct ApiState {
-    /// The data directory.
-    pub store: Store,
+    /// The storage backend (every repository).
+    pub store: Arc<dyn Backend>,
+    /// Directory of the dev PKI (the dev code-signing certificate comes from it).
+    pub pki_dir: PathBuf,
     /// Configuration.
     pub config: Arc<ApiConfig>,
     /// The jobs engine (shared with the device gateway by the server wiring).
@@ -122,21 +130,27 @@ pub struct ApiState {
 impl ApiState {
     /// Builds the state and makes sure the dev code-signing certificate exists in ACM
     /// (created with the store's dev PKI on first start, found again afterwards).
-    pub fn new(store: Store, config: ApiConfig) -> Result<Self, StoreError> {
+    pub fn new(
+        store: Arc<dyn Backend>,
+        pki_dir: &Path,
+        config: ApiConfig,
+    ) -> Result<Self, StoreError> {
         let jobs = JobsHandle::restore(&store)?;
-        Self::with_jobs(store, config, jobs)
+        Self::with_jobs(store, pki_dir, config, jobs)
     }
 
     /// Like [`ApiState::new`] with a jobs engine the caller also hands to the device gateway.
     /// Installs the S3 presigner (the configured key and `public_base_url`) into the engine.
     pub fn with_jobs(
-        store: Store,
+        store: Arc<dyn Backend>,
+        pki_dir: &Path,
         config: ApiConfig,
         jobs: JobsHandle,
     ) -> Result<Self, StoreError> {
         jobs.set_presigner(Box::new(presign::S3Presigner::new(&config)));
         let state = Self {
             store,
+            pki_dir: pki_dir.to_path_buf(),
             config: Arc::new(config),
             jobs,
         };
@@ -148,25 +162,6 @@ impl ApiState {
     /// The ARN of the dev code-signing certificate created by [`ApiState::new`].
     pub fn dev_certificate_arn(&self) -> Result<Option<String>, StoreError> {
         acm::dev_certificate_arn(self)
-    }
-
-    /// The stored JSON resource `kind/id`, or `ResourceNotFoundException` "<what> <id> does not exist".
-    pub(crate) fn load(&self, kind: &str, id: &str, what: &str) -> ApiResult<serde_json::Value> {
-        self.store
-            .get_resource(kind, id)?
-            .ok_or_else(|| ApiError::not_found(format!("{what} {id} does not exist")))
-    }
-
-    /// Every stored resource of `kind` (insertion order), read off the async runtime.
-    pub(crate) async fn list_all(&self, kind: &'static str) -> ApiResult<Vec<serde_json::Value>> {
-        self.blocking(move |s| {
-            Ok(s.store
-                .list_resources(kind, None)?
-                .into_iter()
-                .map(|(_, v)| v)
-                .collect())
-        })
-        .await
     }
 
     /// Runs blocking store work off the async runtime.

@@ -13,14 +13,13 @@ use axum::routing::get;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use crate::ApiState;
+use otastream_store::{OtaError, OtaUpdate, OtaUpdateStatus};
+
 use crate::error::{ApiError, ApiResult, json_ok, parse_json};
 use crate::jobs;
-use crate::util::{QueryMap, epoch_seconds, flag, now_ms, paginate, public_view, with_token};
-use crate::validate;
+use crate::util::{QueryMap, epoch_seconds, flag, now_ms, paginate, with_token};
+use crate::{ApiState, found, validate};
 use crate::{ota_doc, ota_files};
-
-const KIND: &str = "ota-update";
 
 /// Routes of this module (iot scope).
 pub(crate) fn routes() -> Router<ApiState> {
@@ -120,33 +119,59 @@ async fn create_update(
         return Err(ApiError::invalid("The request body must be a JSON object"));
     }
     validate_request(&req)?;
-    let now = epoch_seconds(now_ms());
+    let now = now_ms();
     let arn = update_arn(&state, &id);
     let job = job_id(&id);
-    let record = json!({
-        "otaUpdateId": id, "otaUpdateArn": arn, "creationDate": now, "lastModifiedDate": now,
-        "description": req["description"], "targets": req["targets"],
-        "protocols": req.get("protocols").cloned().unwrap_or_else(|| json!(["MQTT"])),
-        "awsJobExecutionsRolloutConfig": req["awsJobExecutionsRolloutConfig"],
-        "awsJobPresignedUrlConfig": req.get("awsJobPresignedUrlConfig").cloned().unwrap_or_else(|| json!({ "expiresInSec": 1800 })),
-        "targetSelection": req.get("targetSelection").cloned().unwrap_or_else(|| json!("SNAPSHOT")),
-        "otaUpdateFiles": req["files"], "otaUpdateStatus": "CREATE_PENDING",
-        "additionalParameters": req["additionalParameters"], "_roleArn": req["roleArn"],
-        "_abortConfig": req["awsJobAbortConfig"], "_timeoutConfig": req["awsJobTimeoutConfig"],
-    });
-    let (rec, pending_id) = (record.clone(), id.clone());
+    let given = |member: &str| req.get(member).filter(|v| !v.is_null()).cloned();
+    let strings = |member: &str| -> Vec<String> {
+        req[member]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    };
+    let record = OtaUpdate {
+        id: id.clone(),
+        arn: arn.clone(),
+        created_ms: now,
+        modified_ms: now,
+        description: req["description"].as_str().map(str::to_owned),
+        targets: strings("targets"),
+        protocols: if req.get("protocols").is_some() {
+            strings("protocols")
+        } else {
+            vec!["MQTT".to_owned()]
+        },
+        target_selection: req["targetSelection"]
+            .as_str()
+            .unwrap_or("SNAPSHOT")
+            .to_owned(),
+        rollout_config: given("awsJobExecutionsRolloutConfig"),
+        presigned_url_config: given("awsJobPresignedUrlConfig")
+            .unwrap_or_else(|| json!({ "expiresInSec": 1800 })),
+        abort_config: given("awsJobAbortConfig"),
+        timeout_config: given("awsJobTimeoutConfig"),
+        files: req["files"].as_array().cloned().unwrap_or_default(),
+        additional_parameters: given("additionalParameters"),
+        role_arn: req["roleArn"].as_str().unwrap_or_default().to_owned(),
+        status: OtaUpdateStatus::CreatePending,
+        job_id: None,
+        job_arn: None,
+        error: None,
+        created_stream: None,
+        streams: Vec::new(),
+    };
     state
         .blocking(move |s| {
-            if s.store.get_resource(KIND, &pending_id)?.is_some() {
-                let arn = update_arn(s, &pending_id);
-                return Err(ApiError::already_exists(
-                    format!("OTA update {pending_id} already exists"),
-                    &pending_id,
-                    &arn,
-                ));
-            }
-            s.store.insert_resource(KIND, &pending_id, None, &rec)?;
-            Ok(())
+            s.store.create_ota_update(&record).map_err(|e| match e {
+                otastream_store::StoreError::AlreadyExists { .. } => ApiError::already_exists(
+                    format!("OTA update {} already exists", record.id),
+                    &record.id,
+                    &record.arn,
+                ),
+                other => other.into(),
+            })
         })
         .await?;
     spawn_processing(&state, id.clone());
@@ -158,7 +183,7 @@ async fn create_update(
 
 /// Finishes a pending OTA update (blocking): files → stream → job, then the final status.
 fn process(state: &ApiState, id: &str) -> ApiResult<()> {
-    let Some(mut record) = state.store.get_resource(KIND, id)? else {
+    let Some(mut record) = state.store.get_ota_update(id)? else {
         return Ok(());
     };
     if state.jobs.read(|e| e.job(&job_id(id)).is_some()) {
@@ -168,40 +193,47 @@ fn process(state: &ApiState, id: &str) -> ApiResult<()> {
     let outcome = ota_doc::build(state, id, &record);
     match outcome {
         Ok(built) => {
-            let abort = &record["_abortConfig"]["abortCriteriaList"];
+            let abort = record
+                .abort_config
+                .as_ref()
+                .map(|a| &a["abortCriteriaList"])
+                .filter(|a| a.is_array());
             let body = json!({
-                "targets": record["targets"],
+                "targets": record.targets,
                 "document": built.document,
                 "description": format!("OTA update {id}"),
-                "targetSelection": record["targetSelection"],
-                "presignedUrlConfig": record["awsJobPresignedUrlConfig"],
-                "jobExecutionsRolloutConfig": record["awsJobExecutionsRolloutConfig"],
-                "abortConfig": if abort.is_array() { json!({ "criteriaList": abort }) } else { Value::Null },
-                "timeoutConfig": record["_timeoutConfig"],
+                "targetSelection": record.target_selection,
+                "presignedUrlConfig": record.presigned_url_config,
+                "jobExecutionsRolloutConfig": record.rollout_config,
+                "abortConfig": abort.map(|a| json!({ "criteriaList": a })),
+                "timeoutConfig": record.timeout_config,
             });
             match jobs::create_job_record(state, &job_id(id), body) {
                 Ok(arn) => {
-                    record["otaUpdateStatus"] = json!("CREATE_COMPLETE");
-                    record["awsIotJobId"] = json!(job_id(id));
-                    record["awsIotJobArn"] = json!(arn);
+                    record.status = OtaUpdateStatus::CreateComplete;
+                    record.job_id = Some(job_id(id));
+                    record.job_arn = Some(arn);
                 }
                 Err(e) => fail(&mut record, e.code, &e.message),
             }
-            record["otaUpdateFiles"] = built.files;
+            record.files = built.files;
             if let Some(stream) = built.created_stream {
-                if record["otaUpdateStatus"] == "CREATE_FAILED" {
+                if record.status == OtaUpdateStatus::CreateFailed {
                     let _ = state.store.delete_stream(&stream);
                 } else {
-                    record["_createdStream"] = json!(stream);
+                    record.created_stream = Some(stream);
                 }
             }
-            record["_streams"] = json!(built.streams);
+            record.streams = built.streams;
         }
         Err(e) => fail(&mut record, e.code, &e.message),
     }
-    record["lastModifiedDate"] = epoch_seconds(now_ms());
-    state.store.put_resource(KIND, id, None, &record)?;
-    Ok(())
+    record.modified_ms = now_ms();
+    match state.store.update_ota_update(&record) {
+        // Deleted while it was being created: nothing left to record.
+        Err(otastream_store::StoreError::NotFound { .. }) => Ok(()),
+        other => Ok(other?),
+    }
 }
 
 /// Finishes a pending update in the background.
@@ -219,60 +251,71 @@ fn spawn_processing(state: &ApiState, id: String) {
 /// the interrupted attempt is replaced). Without a tokio runtime they become `CREATE_FAILED`.
 pub(crate) fn resume_interrupted(state: &ApiState) -> Result<(), otastream_store::StoreError> {
     let runtime = tokio::runtime::Handle::try_current().is_ok();
-    for (id, mut record) in state.store.list_resources(KIND, None)? {
-        if record["otaUpdateStatus"] != "CREATE_PENDING" {
+    for mut record in state.store.list_ota_updates()? {
+        if record.status != OtaUpdateStatus::CreatePending {
             continue;
         }
         if runtime {
-            tracing::info!(ota = %id, "resuming an OTA update interrupted by a restart");
-            spawn_processing(state, id);
+            tracing::info!(ota = %record.id, "resuming an OTA update interrupted by a restart");
+            spawn_processing(state, record.id);
         } else {
             fail(
                 &mut record,
                 "InternalFailureException",
                 "The server restarted while the update was being created",
             );
-            state.store.put_resource(KIND, &id, None, &record)?;
+            state.store.update_ota_update(&record)?;
         }
     }
     Ok(())
 }
 
-fn fail(record: &mut Value, code: &str, message: &str) {
-    record["otaUpdateStatus"] = json!("CREATE_FAILED");
-    record["errorInfo"] = json!({ "code": code, "message": message });
+fn fail(record: &mut OtaUpdate, code: &str, message: &str) {
+    record.status = OtaUpdateStatus::CreateFailed;
+    record.error = Some(OtaError {
+        code: code.to_owned(),
+        message: message.to_owned(),
+    });
 }
 
-fn load(state: &ApiState, id: &str) -> ApiResult<Value> {
-    state.load(KIND, id, "OTA update")
+fn load(state: &ApiState, id: &str) -> ApiResult<OtaUpdate> {
+    found(state.store.get_ota_update(id)?, "OTA update", id)
+}
+
+/// `GetOTAUpdate`'s `otaUpdateInfo`.
+fn info_json(r: &OtaUpdate) -> Value {
+    json!({
+        "otaUpdateId": r.id, "otaUpdateArn": r.arn,
+        "creationDate": epoch_seconds(r.created_ms), "lastModifiedDate": epoch_seconds(r.modified_ms),
+        "description": r.description, "targets": r.targets, "protocols": r.protocols,
+        "awsJobExecutionsRolloutConfig": r.rollout_config,
+        "awsJobPresignedUrlConfig": r.presigned_url_config,
+        "targetSelection": r.target_selection, "otaUpdateFiles": r.files,
+        "otaUpdateStatus": r.status.as_str(), "awsIotJobId": r.job_id, "awsIotJobArn": r.job_arn,
+        "errorInfo": r.error.as_ref().map(|e| json!({ "code": e.code, "message": e.message })),
+        "additionalParameters": r.additional_parameters,
+    })
 }
 
 async fn get_update(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult<Response> {
     validate::resource_id("otaUpdateId", &id, 128)?;
     let record = state.blocking(move |s| load(s, &id)).await?;
-    Ok(json_ok(json!({ "otaUpdateInfo": public_view(record) })))
+    Ok(json_ok(json!({ "otaUpdateInfo": info_json(&record) })))
 }
 
 async fn list_updates(
     State(state): State<ApiState>,
     Query(q): Query<QueryMap>,
 ) -> ApiResult<Response> {
-    let statuses = [
-        "CREATE_PENDING",
-        "CREATE_IN_PROGRESS",
-        "CREATE_COMPLETE",
-        "CREATE_FAILED",
-        "DELETE_IN_PROGRESS",
-        "DELETE_FAILED",
-    ];
+    let statuses = OtaUpdateStatus::ALL.map(OtaUpdateStatus::as_str);
     if let Some(status) = q.get("otaUpdateStatus") {
         validate::one_of("otaUpdateStatus", status, &statuses)?;
     }
-    let records = state.list_all(KIND).await?;
+    let records = state.blocking(|s| Ok(s.store.list_ota_updates()?)).await?;
     let rows: Vec<Value> = records
-        .into_iter()
-        .filter(|r| q.get("otaUpdateStatus").is_none_or(|s| r["otaUpdateStatus"] == json!(s)))
-        .map(|r| json!({ "otaUpdateId": r["otaUpdateId"], "otaUpdateArn": r["otaUpdateArn"], "creationDate": r["creationDate"] }))
+        .iter()
+        .filter(|r| q.get("otaUpdateStatus").is_none_or(|s| r.status.as_str() == s))
+        .map(|r| json!({ "otaUpdateId": r.id, "otaUpdateArn": r.arn, "creationDate": epoch_seconds(r.created_ms) }))
         .collect();
     let (page, next) = paginate(rows, &q, 250)?;
     Ok(json_ok(with_token(json!({ "otaUpdates": page }), next)))
@@ -288,7 +331,7 @@ async fn delete_update(
     state
         .blocking(move |s| {
             let record = load(s, &id)?;
-            if record["otaUpdateStatus"] == "CREATE_PENDING" {
+            if record.status == OtaUpdateStatus::CreatePending {
                 return Err(ApiError::conflict(
                     "VersionConflictException",
                     format!("OTA update {id} is still being created"),
@@ -297,9 +340,9 @@ async fn delete_update(
             if force_job && s.jobs.read(|e| e.job(&job_id(&id)).is_some()) {
                 jobs::delete_job_record(s, &job_id(&id), true)?;
             }
-            s.store.delete_resource(KIND, &id)?;
+            s.store.delete_ota_update(&id)?;
             // Only a stream the OTA process created itself is deleted; a user's stream is kept.
-            if let Some(stream) = record["_createdStream"].as_str().filter(|_| delete_stream) {
+            if let Some(stream) = record.created_stream.as_deref().filter(|_| delete_stream) {
                 s.store.delete_stream(stream)?;
             }
             Ok(())
@@ -312,12 +355,8 @@ async fn delete_update(
 pub(crate) fn update_using_stream(state: &ApiState, stream: &str) -> ApiResult<Option<String>> {
     Ok(state
         .store
-        .list_resources(KIND, None)?
+        .list_ota_updates()?
         .into_iter()
-        .find(|(_, r)| {
-            r["_streams"]
-                .as_array()
-                .is_some_and(|s| s.contains(&json!(stream)))
-        })
-        .map(|(id, _)| id))
+        .find(|r| r.streams.iter().any(|s| s == stream))
+        .map(|r| r.id))
 }

@@ -5,7 +5,7 @@
 //! its id is derived from the update, so a resumed attempt replaces it.
 
 use otastream_jobs::afr_ota::{OtaDocument, OtaFile, Protocol};
-use otastream_store::{NewStream, StreamFile, StreamRecord};
+use otastream_store::{NewStream, OtaUpdate, StreamFile, StreamRecord};
 use serde_json::Value;
 
 use crate::ApiState;
@@ -18,7 +18,7 @@ pub(crate) struct Built {
     /// The job document (compact JSON text).
     pub(crate) document: String,
     /// `otaUpdateFiles` with `awsSignerJobId` filled in where otastream started the signing.
-    pub(crate) files: Value,
+    pub(crate) files: Vec<Value>,
     /// The stream created for this update, if any (deleted with `deleteStream`).
     pub(crate) created_stream: Option<String>,
     /// Every stream the update uses.
@@ -43,19 +43,20 @@ fn stream_file(
 
 /// `AFR_OTA-<uuid>` derived from the update (id and creation time), so a resumed attempt finds
 /// and replaces the stream of an interrupted one instead of leaving it behind.
-fn own_stream_id(ota_id: &str, record: &Value) -> String {
+fn own_stream_id(ota_id: &str, record: &OtaUpdate) -> String {
     use sha2::Digest;
-    let digest = sha2::Sha256::digest(format!("{ota_id}\n{}", record["creationDate"]).as_bytes());
+    let created = crate::util::epoch_seconds(record.created_ms);
+    let digest = sha2::Sha256::digest(format!("{ota_id}\n{created}").as_bytes());
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
     format!("AFR_OTA-{}", uuid::Uuid::from_bytes(bytes))
 }
 
 /// Resolves all files, creates the stream they need and renders the document.
-pub(crate) fn build(state: &ApiState, ota_id: &str, record: &Value) -> ApiResult<Built> {
-    let mut files = record["otaUpdateFiles"].clone();
+pub(crate) fn build(state: &ApiState, ota_id: &str, record: &OtaUpdate) -> ApiResult<Built> {
+    let mut files = record.files.clone();
     let mut resolved = Vec::new();
-    for f in files.as_array_mut().into_iter().flatten() {
+    for f in &mut files {
         resolved.push(resolve(state, f)?);
     }
     let ours: Vec<StreamFile> = resolved
@@ -73,7 +74,7 @@ pub(crate) fn build(state: &ApiState, ota_id: &str, record: &Value) -> ApiResult
         let new = NewStream {
             id: own_stream_id(ota_id, record),
             description: Some(format!("Stream for OTA update {ota_id}")),
-            role_arn: record["_roleArn"].as_str().map(str::to_owned),
+            role_arn: Some(record.role_arn.clone()),
             files: ours,
         };
         if state.store.get_stream(&new.id)?.is_some() {
@@ -103,17 +104,16 @@ pub(crate) fn build(state: &ApiState, ota_id: &str, record: &Value) -> ApiResult
 /// The `afr_ota` document and the streams it uses.
 fn render(
     state: &ApiState,
-    record: &Value,
+    record: &OtaUpdate,
     resolved: &[Resolved],
     created: Option<&StreamRecord>,
 ) -> ApiResult<(String, Vec<String>)> {
-    let protocols: Vec<Protocol> = record["protocols"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let protocols: Vec<Protocol> = record
+        .protocols
+        .iter()
         .filter_map(|p| match p.as_str() {
-            Some("MQTT") => Some(Protocol::Mqtt),
-            Some("HTTP") => Some(Protocol::Http),
+            "MQTT" => Some(Protocol::Mqtt),
+            "HTTP" => Some(Protocol::Http),
             _ => None,
         })
         .collect();

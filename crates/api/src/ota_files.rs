@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use otastream_store::StreamFile;
+use otastream_store::{S3Version, SignedObject, SigningJob, SigningStatus, StreamFile};
 use serde_json::{Value, json};
 
 use crate::ApiState;
@@ -102,17 +102,17 @@ pub(crate) struct Resolved {
 }
 
 /// A finished signer job, waiting briefly for one still `InProgress`.
-fn finished_signer_job(state: &ApiState, job_id: &str) -> ApiResult<Value> {
+fn finished_signer_job(state: &ApiState, job_id: &str) -> ApiResult<SigningJob> {
     let deadline = Instant::now() + SIGNER_WAIT;
     loop {
         let job = signer_jobs::load_job(state, job_id)
             .map_err(|_| ApiError::invalid(format!("Signer job {job_id} does not exist")))?;
-        match job["status"].as_str() {
-            Some("Succeeded") => return Ok(job),
-            Some("Failed") => {
+        match job.status {
+            SigningStatus::Succeeded => return Ok(job),
+            SigningStatus::Failed => {
                 return Err(ApiError::invalid(format!(
                     "Signer job {job_id} failed: {}",
-                    job["statusReason"].as_str().unwrap_or("unknown")
+                    job.status_reason.as_deref().unwrap_or("unknown")
                 )));
             }
             _ if Instant::now() >= deadline => {
@@ -125,14 +125,23 @@ fn finished_signer_job(state: &ApiState, job_id: &str) -> ApiResult<Value> {
     }
 }
 
-fn signed_object(job: &Value) -> StreamFile {
-    let s3 = &job["signedObject"]["s3"];
-    StreamFile {
+/// The signed copy of a finished job as a stream file, and the signature.
+fn signed_object(job: &SigningJob) -> (StreamFile, String) {
+    let signed = job.signed.clone().unwrap_or_else(|| SignedObject {
+        object: S3Version {
+            bucket: String::new(),
+            key: String::new(),
+            version: String::new(),
+        },
+        signature: String::new(),
+    });
+    let file = StreamFile {
         file_id: 0,
-        bucket: s3["bucketName"].as_str().unwrap_or_default().to_owned(),
-        key: s3["key"].as_str().unwrap_or_default().to_owned(),
-        version_id: job["_signedVersion"].as_str().map(str::to_owned),
-    }
+        bucket: signed.object.bucket,
+        key: signed.object.key,
+        version_id: Some(signed.object.version),
+    };
+    (file, signed.signature)
 }
 
 fn s3_location(f: &Value) -> Option<StreamFile> {
@@ -146,7 +155,7 @@ fn s3_location(f: &Value) -> Option<StreamFile> {
 }
 
 /// Starts and runs a signing job for `startSigningJobParameter` (creating the profile if missing).
-fn sign_with_parameter(state: &ApiState, f: &Value, p: &Value) -> ApiResult<(Value, String)> {
+fn sign_with_parameter(state: &ApiState, f: &Value, p: &Value) -> ApiResult<(SigningJob, String)> {
     let name = p["signingProfileName"]
         .as_str()
         .ok_or_else(|| ApiError::invalid("signingProfileName is required"))?;
@@ -198,10 +207,10 @@ fn sign_with_parameter(state: &ApiState, f: &Value, p: &Value) -> ApiResult<(Val
     };
     let id = signer_jobs::create_job(state, &req).map_err(|e| ApiError::invalid(e.message))?;
     let job = signer_jobs::run_job(state, &id)?;
-    let job = finished_signer_job(state, job["jobId"].as_str().unwrap_or_default())?;
+    let job = finished_signer_job(state, &job.id)?;
     let certfile = params["certificatePathOnDevice"]
         .as_str()
-        .or_else(|| profile["signingParameters"]["certname"].as_str());
+        .or_else(|| profile.signing_parameters["certname"].as_str());
     Ok((job, certfile.unwrap_or_default().to_owned()))
 }
 
@@ -224,27 +233,17 @@ pub(crate) fn resolve(state: &ApiState, f: &mut Value) -> ApiResult<Resolved> {
     let (certfile, sig_key, signature, signed) = if let Some(job_id) = cs["awsSignerJobId"].as_str()
     {
         let job = finished_signer_job(state, job_id)?;
-        let cert = job["signingParameters"]["certname"]
+        let cert = job.signing_parameters["certname"]
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        let sig = job["_signature"].as_str().unwrap_or_default().to_owned();
-        (
-            cert,
-            "sig-sha256-ecdsa".to_owned(),
-            sig,
-            Some(signed_object(&job)),
-        )
+        let (file, sig) = signed_object(&job);
+        (cert, "sig-sha256-ecdsa".to_owned(), sig, Some(file))
     } else if cs["startSigningJobParameter"].is_object() {
         let (job, cert) = sign_with_parameter(state, f, &cs["startSigningJobParameter"])?;
-        f["codeSigning"]["awsSignerJobId"] = job["jobId"].clone();
-        let sig = job["_signature"].as_str().unwrap_or_default().to_owned();
-        (
-            cert,
-            "sig-sha256-ecdsa".to_owned(),
-            sig,
-            Some(signed_object(&job)),
-        )
+        f["codeSigning"]["awsSignerJobId"] = Value::String(job.id.clone());
+        let (file, sig) = signed_object(&job);
+        (cert, "sig-sha256-ecdsa".to_owned(), sig, Some(file))
     } else {
         let c = &cs["customCodeSigning"];
         let wire = c["signature"]["inlineDocument"]

@@ -5,7 +5,9 @@
 //! module only translates between s3s DTOs and [`otastream_store::Store`] calls, and maps store
 //! errors to S3 error codes in [`s3_error`] (the store leads its messages with the AWS code).
 
-use otastream_store::{Store, StoreError, Versioning};
+use std::sync::Arc;
+
+use otastream_store::{Backend, ByteRange, StoreError, Versioning};
 use s3s::auth::SimpleAuth;
 use s3s::dto::*;
 use s3s::service::{S3Service, S3ServiceBuilder};
@@ -30,13 +32,13 @@ pub(crate) fn service(state: &ApiState) -> S3Service {
 
 /// The s3s backend.
 struct StoreS3 {
-    store: Store,
+    store: Arc<dyn Backend>,
 }
 
 impl StoreS3 {
     async fn run<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+        f: impl FnOnce(&dyn Backend) -> Result<T, StoreError> + Send + 'static,
     ) -> S3Result<T> {
         run(&self.store, f).await
     }
@@ -164,23 +166,22 @@ impl S3 for StoreS3 {
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let input = req.input;
         let (bucket, key, version) = (input.bucket, input.key, input.version_id);
+        let range = input.range.map(|r| match r {
+            Range::Int {
+                first,
+                last: Some(last),
+            } => ByteRange::Bounded { first, last },
+            Range::Int { first, last: None } => ByteRange::From { first },
+            Range::Suffix { length } => ByteRange::Suffix { length },
+        });
         let object = self
-            .run(move |s| s.get_object(&bucket, &key, version.as_deref()))
+            .run(move |s| s.get_object(&bucket, &key, version.as_deref(), range))
             .await?;
         let size = object.info.size;
-        let (data, content_range) = match input.range {
-            Some(range) => {
-                let r = range.check(size)?;
-                let slice = object.data.slice(
-                    usize::try_from(r.start).unwrap_or(usize::MAX)
-                        ..usize::try_from(r.end).unwrap_or(usize::MAX),
-                );
-                let content_range = format!("bytes {}-{}/{size}", r.start, r.end.saturating_sub(1));
-                (slice, Some(content_range))
-            }
-            None => (object.data, None),
-        };
-        let info = object.info;
+        let content_range = object
+            .range
+            .map(|r| format!("bytes {}-{}/{size}", r.start, r.end.saturating_sub(1)));
+        let (info, data) = (object.info, object.data);
         Ok(S3Response::new(GetObjectOutput {
             content_length: i64::try_from(data.len()).ok(),
             body: Some(StreamingBlob::from(s3s::Body::from(data))),

@@ -4,7 +4,9 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use otastream_store::{Conflict, Invalid, Kind, ObjectInfo, PutMeta, Store, StoreError};
+use std::sync::Arc;
+
+use otastream_store::{Backend, Conflict, Invalid, Kind, ObjectInfo, PutMeta, StoreError};
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Result};
 
@@ -62,11 +64,11 @@ pub(crate) fn s3_error(e: StoreError) -> S3Error {
 
 /// Runs a blocking store call on the blocking pool.
 pub(crate) async fn run<T: Send + 'static>(
-    store: &Store,
-    f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    store: &Arc<dyn Backend>,
+    f: impl FnOnce(&dyn Backend) -> Result<T, StoreError> + Send + 'static,
 ) -> S3Result<T> {
-    let store = store.clone();
-    match tokio::task::spawn_blocking(move || f(&store)).await {
+    let store = Arc::clone(store);
+    match tokio::task::spawn_blocking(move || f(&*store)).await {
         Ok(result) => result.map_err(s3_error),
         Err(e) => Err(S3Error::internal_error(e)),
     }
@@ -102,12 +104,12 @@ pub(crate) fn metadata(info: &ObjectInfo) -> Option<Metadata> {
 /// Streams a PUT body into a fresh file under the store's `tmp/` (never the whole body in
 /// memory); the caller hands it to `put_object_from_file`. The file is removed on failure.
 pub(crate) async fn spool_body(
-    store: &Store,
+    store: &Arc<dyn Backend>,
     body: Option<StreamingBlob>,
 ) -> S3Result<std::path::PathBuf> {
     use futures_util::StreamExt;
     use tokio::io::AsyncWriteExt;
-    let path = store.tmp_path();
+    let path = store.staging_path();
     let written: Result<(), S3Error> = async {
         let mut file = tokio::fs::File::create_new(&path)
             .await

@@ -3,7 +3,9 @@
 //! Continuation tokens are the hex of the last key handed out (opaque to clients, never echoed
 //! twice, AWS-API.md §6). `EncodingType` is never echoed, so botocore leaves keys as sent.
 
-use otastream_store::{ObjectInfo, Store};
+use std::sync::Arc;
+
+use otastream_store::{Backend, ObjectInfo};
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Response, S3Result};
 
@@ -52,7 +54,7 @@ fn decode_token(token: &str) -> S3Result<String> {
 
 /// ListObjectsV2.
 pub(crate) async fn list_objects_v2(
-    store: &Store,
+    store: &Arc<dyn Backend>,
     input: ListObjectsV2Input,
 ) -> S3Result<S3Response<ListObjectsV2Output>> {
     let max = input.max_keys.map_or(DEFAULT_MAX_KEYS, |m| {
@@ -115,7 +117,7 @@ pub(crate) async fn list_objects_v2(
 
 /// ListObjects (v1): the v2 listing with `Marker` as `StartAfter` and `NextMarker` for paging.
 pub(crate) async fn list_objects_v1(
-    store: &Store,
+    store: &Arc<dyn Backend>,
     input: ListObjectsInput,
 ) -> S3Result<S3Response<ListObjectsOutput>> {
     let v2 = ListObjectsV2Input {
@@ -148,7 +150,7 @@ pub(crate) async fn list_objects_v1(
 
 /// ListObjectVersions (every version and delete marker under the prefix, newest first per key).
 pub(crate) async fn list_object_versions(
-    store: &Store,
+    store: &Arc<dyn Backend>,
     input: ListObjectVersionsInput,
 ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
     let (bucket, prefix) = (

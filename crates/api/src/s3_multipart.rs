@@ -1,7 +1,9 @@
 //! S3 multipart uploads (`aws s3 cp` switches to them above 8 MiB): create, upload part,
 //! complete, abort — thin translations onto the store's multipart API.
 
-use otastream_store::Store;
+use std::sync::Arc;
+
+use otastream_store::Backend;
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Response, S3Result};
 
@@ -9,7 +11,7 @@ use crate::s3_convert::{etag, put_meta, read_body, run, version_header};
 
 /// CreateMultipartUpload.
 pub(crate) async fn create(
-    store: &Store,
+    store: &Arc<dyn Backend>,
     input: CreateMultipartUploadInput,
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let meta = put_meta(input.content_type, input.metadata);
@@ -25,7 +27,7 @@ pub(crate) async fn create(
 
 /// UploadPart (the part is read into memory, at most the single-PUT limit).
 pub(crate) async fn upload_part(
-    store: &Store,
+    store: &Arc<dyn Backend>,
     input: UploadPartInput,
 ) -> S3Result<S3Response<UploadPartOutput>> {
     let part = u32::try_from(input.part_number).map_err(|_| {
@@ -42,7 +44,7 @@ pub(crate) async fn upload_part(
 
 /// CompleteMultipartUpload (ETag `"<md5 of part md5s>-N"`).
 pub(crate) async fn complete(
-    store: &Store,
+    store: &Arc<dyn Backend>,
     input: CompleteMultipartUploadInput,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let mut parts = Vec::new();
@@ -74,7 +76,7 @@ pub(crate) async fn complete(
 
 /// AbortMultipartUpload.
 pub(crate) async fn abort(
-    store: &Store,
+    store: &Arc<dyn Backend>,
     input: AbortMultipartUploadInput,
 ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
     let upload_id = input.upload_id;

@@ -15,12 +15,11 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::ApiState;
+use otastream_store::{ProfileStatus, SigningProfile};
+
 use crate::error::{ApiError, ApiResult, json_ok, parse_json};
 use crate::util::{QueryMap, flag, matches_query, paginate, with_token};
-use crate::{signer_jobs, validate};
-
-const PROFILE: &str = "signer-profile";
+use crate::{ApiState, found, signer_jobs, validate};
 
 /// Routes of this module (signer scope).
 pub(crate) fn routes() -> Router<ApiState> {
@@ -113,7 +112,7 @@ pub(crate) fn put_profile_record(
     certificate_arn: &str,
     platform_id: &str,
     params: Value,
-) -> ApiResult<Value> {
+) -> ApiResult<SigningProfile> {
     validate::profile_name(name)?;
     let platform = platform(platform_id)
         .ok_or_else(|| ApiError::validation(format!("Unknown platformId {platform_id}")))?;
@@ -124,14 +123,37 @@ pub(crate) fn put_profile_record(
         .take(10)
         .collect();
     let arn = profile_arn(state, name);
-    let doc = json!({
-        "profileName": name, "profileVersion": version, "profileVersionArn": format!("{arn}/{version}"), "arn": arn,
-        "signingMaterial": { "certificateArn": certificate_arn }, "platformId": platform_id,
-        "platformDisplayName": platform["displayName"], "signingParameters": params, "status": "Active",
-        "signatureValidityPeriod": { "value": 135, "type": "MONTHS" },
-    });
-    state.store.put_resource(PROFILE, name, None, &doc)?;
-    Ok(doc)
+    let profile = SigningProfile {
+        name: name.to_owned(),
+        version_arn: format!("{arn}/{version}"),
+        version,
+        arn,
+        certificate_arn: certificate_arn.to_owned(),
+        platform_id: platform_id.to_owned(),
+        platform_display_name: platform["displayName"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        signing_parameters: params,
+        status: ProfileStatus::Active,
+        signature_validity_period: json!({ "value": 135, "type": "MONTHS" }),
+        overrides: None,
+        tags: None,
+    };
+    state.store.put_signing_profile(&profile)?;
+    Ok(profile)
+}
+
+/// `GetSigningProfile` / `ListSigningProfiles` JSON of a profile.
+fn profile_json(p: &SigningProfile) -> Value {
+    json!({
+        "profileName": p.name, "profileVersion": p.version, "profileVersionArn": p.version_arn,
+        "arn": p.arn, "signingMaterial": { "certificateArn": p.certificate_arn },
+        "platformId": p.platform_id, "platformDisplayName": p.platform_display_name,
+        "signingParameters": p.signing_parameters, "status": p.status.as_str(),
+        "signatureValidityPeriod": p.signature_validity_period, "overrides": p.overrides,
+        "tags": p.tags,
+    })
 }
 
 async fn put_profile(
@@ -153,29 +175,29 @@ async fn put_profile(
         .ok_or_else(|| ApiError::validation("platformId is required"))?;
     let params = req.signing_parameters.unwrap_or_else(|| json!({}));
     let extras = (req.signature_validity_period, req.overrides, req.tags);
-    let doc = state
+    let profile = state
         .blocking(move |s| {
-            let mut doc = put_profile_record(s, &name, &cert, &platform_id, params)?;
+            let mut profile = put_profile_record(s, &name, &cert, &platform_id, params)?;
             if let Some(v) = extras.0 {
-                doc["signatureValidityPeriod"] = v;
+                profile.signature_validity_period = v;
             }
-            for (k, v) in [("overrides", extras.1), ("tags", extras.2)] {
-                if let Some(v) = v {
-                    doc[k] = v;
-                }
-            }
-            s.store.put_resource(PROFILE, &name, None, &doc)?;
-            Ok(doc)
+            (profile.overrides, profile.tags) = (extras.1, extras.2);
+            s.store.put_signing_profile(&profile)?;
+            Ok(profile)
         })
         .await?;
     Ok(json_ok(
-        json!({ "arn": doc["arn"], "profileVersion": doc["profileVersion"], "profileVersionArn": doc["profileVersionArn"] }),
+        json!({ "arn": profile.arn, "profileVersion": profile.version, "profileVersionArn": profile.version_arn }),
     ))
 }
 
 /// The stored profile, or `ResourceNotFoundException`.
-pub(crate) fn load_profile(state: &ApiState, name: &str) -> ApiResult<Value> {
-    state.load(PROFILE, name, "Signing profile")
+pub(crate) fn load_profile(state: &ApiState, name: &str) -> ApiResult<SigningProfile> {
+    found(
+        state.store.get_signing_profile(name)?,
+        "Signing profile",
+        name,
+    )
 }
 
 async fn get_profile(
@@ -183,9 +205,8 @@ async fn get_profile(
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
     validate::profile_name(&name)?;
-    Ok(json_ok(
-        state.blocking(move |s| load_profile(s, &name)).await?,
-    ))
+    let profile = state.blocking(move |s| load_profile(s, &name)).await?;
+    Ok(json_ok(profile_json(&profile)))
 }
 
 async fn list_profiles(
@@ -193,14 +214,14 @@ async fn list_profiles(
     Query(q): Query<QueryMap>,
 ) -> ApiResult<Response> {
     let include_canceled = flag(&q, "includeCanceled");
-    let profiles = state.list_all(PROFILE).await?;
+    let profiles = state
+        .blocking(|s| Ok(s.store.list_signing_profiles()?))
+        .await?;
     let profiles: Vec<Value> = profiles
-        .into_iter()
-        .filter(|p| include_canceled || p["status"] == "Active")
-        .filter(|p| {
-            q.get("platformId")
-                .is_none_or(|id| p["platformId"] == json!(id))
-        })
+        .iter()
+        .filter(|p| include_canceled || p.status == ProfileStatus::Active)
+        .filter(|p| q.get("platformId").is_none_or(|id| &p.platform_id == id))
+        .map(profile_json)
         .collect();
     let (page, next) = paginate(profiles, &q, 25).map_err(|e| ApiError::validation(e.message))?;
     Ok(json_ok(with_token(json!({ "profiles": page }), next)))
@@ -213,9 +234,9 @@ async fn cancel_profile(
     validate::profile_name(&name)?;
     state
         .blocking(move |s| {
-            let mut doc = load_profile(s, &name)?;
-            doc["status"] = json!("Canceled");
-            s.store.put_resource(PROFILE, &name, None, &doc)?;
+            let mut profile = load_profile(s, &name)?;
+            profile.status = ProfileStatus::Canceled;
+            s.store.put_signing_profile(&profile)?;
             Ok(())
         })
         .await?;

@@ -10,20 +10,16 @@ use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
-use otastream_store::PutMeta;
+use otastream_store::{PutMeta, S3Version, SignedObject, SigningJob, SigningStatus};
 use p256::ecdsa::signature::Signer as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::ApiState;
 use crate::error::{ApiError, ApiResult, json_ok, parse_json};
 use crate::signer::load_profile;
-use crate::util::{
-    QueryMap, epoch_seconds, matches_query, now_ms, paginate, public_view, with_token,
-};
-use crate::{acm, validate};
+use crate::util::{QueryMap, epoch_seconds, matches_query, now_ms, paginate, with_token};
+use crate::{ApiState, acm, found, validate};
 
-const JOB: &str = "signer-job";
 /// A StartSigningJob request, also built by OTA updates.
 #[derive(Deserialize, Clone, Debug)]
 #[serde(rename_all = "camelCase")]
@@ -41,7 +37,7 @@ pub(crate) fn create_job(state: &ApiState, req: &StartJob) -> ApiResult<String> 
         .ok_or_else(|| ApiError::validation("profileName is required"))?;
     validate::profile_name(name)?;
     let profile = load_profile(state, name)?;
-    if profile["status"] != "Active" {
+    if profile.status != otastream_store::ProfileStatus::Active {
         return Err(ApiError::validation(format!(
             "Signing profile {name} is not Active"
         )));
@@ -68,72 +64,96 @@ pub(crate) fn create_job(state: &ApiState, req: &StartJob) -> ApiResult<String> 
             "destination.s3.bucketName is required",
         ));
     }
-    let id = uuid::Uuid::new_v4().to_string();
-    let doc = json!({
-        "jobId": id, "source": { "s3": src }, "signingMaterial": profile["signingMaterial"],
-        "platformId": profile["platformId"], "platformDisplayName": profile["platformDisplayName"],
-        "profileName": name, "profileVersion": profile["profileVersion"], "signingParameters": profile["signingParameters"],
-        "createdAt": epoch_seconds(now_ms()), "status": "InProgress", "jobOwner": state.config.account_id,
-        "jobInvoker": state.config.account_id, "requestedBy": format!("arn:aws:iam::{}:root", state.config.account_id),
-        "_destination": dst,
-    });
-    state.store.insert_resource(JOB, &id, None, &doc)?;
-    Ok(id)
+    let job = SigningJob {
+        id: uuid::Uuid::new_v4().to_string(),
+        source: S3Version {
+            bucket: str_of(&src["bucketName"]).to_owned(),
+            key: str_of(&src["key"]).to_owned(),
+            version: str_of(&src["version"]).to_owned(),
+        },
+        destination_bucket: str_of(&dst["bucketName"]).to_owned(),
+        destination_prefix: str_of(&dst["prefix"]).to_owned(),
+        certificate_arn: profile.certificate_arn,
+        platform_id: profile.platform_id,
+        platform_display_name: profile.platform_display_name,
+        profile_name: name.to_owned(),
+        profile_version: profile.version,
+        signing_parameters: profile.signing_parameters,
+        created_ms: now_ms(),
+        completed_ms: None,
+        status: SigningStatus::InProgress,
+        status_reason: None,
+        signed: None,
+        account_id: state.config.account_id.clone(),
+    };
+    state.store.create_signing_job(&job)?;
+    Ok(job.id)
+}
+
+/// `DescribeSigningJob` JSON of a job (`ListSigningJobs` rows are a subset).
+fn job_json(j: &SigningJob) -> Value {
+    json!({
+        "jobId": j.id,
+        "source": { "s3": { "bucketName": j.source.bucket, "key": j.source.key, "version": j.source.version } },
+        "signedObject": j.signed.as_ref().map(|s| json!({ "s3": { "bucketName": s.object.bucket, "key": s.object.key } })),
+        "signingMaterial": { "certificateArn": j.certificate_arn },
+        "platformId": j.platform_id, "platformDisplayName": j.platform_display_name,
+        "profileName": j.profile_name, "profileVersion": j.profile_version,
+        "signingParameters": j.signing_parameters,
+        "createdAt": epoch_seconds(j.created_ms),
+        "completedAt": j.completed_ms.map(epoch_seconds),
+        "status": j.status.as_str(), "statusReason": j.status_reason,
+        "jobOwner": j.account_id, "jobInvoker": j.account_id,
+        "requestedBy": format!("arn:aws:iam::{}:root", j.account_id),
+    })
 }
 
 /// Signs and finishes a job (blocking): `Succeeded`, or `Failed` with a reason.
-pub(crate) fn run_job(state: &ApiState, id: &str) -> ApiResult<Value> {
-    let mut doc = load_job(state, id)?;
-    match sign_job(state, &doc) {
-        Ok((bucket, key, version, signature)) => {
-            doc["status"] = json!("Succeeded");
-            doc["signedObject"] = json!({ "s3": { "bucketName": bucket, "key": key } });
-            doc["_signedVersion"] = json!(version);
-            doc["_signature"] = json!(signature);
+pub(crate) fn run_job(state: &ApiState, id: &str) -> ApiResult<SigningJob> {
+    let mut job = load_job(state, id)?;
+    match sign_job(state, &job) {
+        Ok(signed) => {
+            job.status = SigningStatus::Succeeded;
+            job.signed = Some(signed);
         }
         Err(reason) => {
-            doc["status"] = json!("Failed");
-            doc["statusReason"] = json!(reason);
+            job.status = SigningStatus::Failed;
+            job.status_reason = Some(reason);
         }
     }
-    doc["completedAt"] = epoch_seconds(now_ms());
-    state.store.put_resource(JOB, id, None, &doc)?;
-    Ok(doc)
+    job.completed_ms = Some(now_ms());
+    state.store.update_signing_job(&job)?;
+    Ok(job)
 }
 
-/// `(bucket, key, version, base64 DER signature)` of the signed copy, or the failure reason.
-fn sign_job(state: &ApiState, job: &Value) -> Result<(String, String, String, String), String> {
-    if job["platformId"] != "AmazonFreeRTOS-Default" {
+/// The signed copy and its base64 DER signature, or the failure reason.
+fn sign_job(state: &ApiState, job: &SigningJob) -> Result<SignedObject, String> {
+    if job.platform_id != "AmazonFreeRTOS-Default" {
         return Err(format!(
-            "Platform {} (RSA) is not supported by otastream; use AmazonFreeRTOS-Default",
-            job["platformId"]
+            "Platform \"{}\" (RSA) is not supported by otastream; use AmazonFreeRTOS-Default",
+            job.platform_id
         ));
     }
-    let cert_arn = job["signingMaterial"]["certificateArn"]
-        .as_str()
-        .unwrap_or_default();
+    let cert_arn = job.certificate_arn.as_str();
     let cert = acm::load(state, cert_arn).map_err(|e| e.message)?;
     let cert = cert.ok_or_else(|| format!("Certificate {cert_arn} was not found in ACM"))?;
-    let key_pem = cert["_pem"]["privateKey"].as_str().unwrap_or_default();
-    let key = acm::p256_key(key_pem)
+    let key = acm::p256_key(&cert.private_key_pem)
         .ok_or_else(|| format!("Certificate {cert_arn} has no ECDSA P-256 private key"))?;
-    let src = &job["source"]["s3"];
     let (bucket, key_name, version) = (
-        str_of(&src["bucketName"]),
-        str_of(&src["key"]),
-        str_of(&src["version"]),
+        job.source.bucket.as_str(),
+        job.source.key.as_str(),
+        job.source.version.as_str(),
     );
     let object = state
         .store
-        .get_object(bucket, key_name, Some(version))
+        .get_object(bucket, key_name, Some(version), None)
         .map_err(|e| {
             format!("Source s3://{bucket}/{key_name} version {version} cannot be read: {e}")
         })?;
     let signature: p256::ecdsa::Signature = p256::ecdsa::SigningKey::from(&key).sign(&object.data);
     let signature = B64.encode(signature.to_der().as_bytes());
-    let dst = &job["_destination"];
-    let dst_bucket = str_of(&dst["bucketName"]);
-    let dst_key = format!("{}{}", str_of(&dst["prefix"]), str_of(&job["jobId"]));
+    let dst_bucket = job.destination_bucket.as_str();
+    let dst_key = format!("{}{}", job.destination_prefix, job.id);
     let meta = PutMeta {
         content_type: object.info.content_type.clone(),
         user_metadata: Vec::new(),
@@ -144,7 +164,14 @@ fn sign_job(state: &ApiState, job: &Value) -> Result<(String, String, String, St
         .map_err(|e| {
             format!("Cannot write the signed object to s3://{dst_bucket}/{dst_key}: {e}")
         })?;
-    Ok((dst_bucket.to_owned(), dst_key, info.version_id, signature))
+    Ok(SignedObject {
+        object: S3Version {
+            bucket: dst_bucket.to_owned(),
+            key: dst_key,
+            version: info.version_id,
+        },
+        signature,
+    })
 }
 
 fn str_of(v: &Value) -> &str {
@@ -152,8 +179,8 @@ fn str_of(v: &Value) -> &str {
 }
 
 /// The stored job, or `ResourceNotFoundException`.
-pub(crate) fn load_job(state: &ApiState, id: &str) -> ApiResult<Value> {
-    state.load(JOB, id, "Signing job")
+pub(crate) fn load_job(state: &ApiState, id: &str) -> ApiResult<SigningJob> {
+    found(state.store.get_signing_job(id)?, "Signing job", id)
 }
 
 pub(crate) async fn start_job(State(state): State<ApiState>, body: Bytes) -> ApiResult<Response> {
@@ -174,9 +201,8 @@ pub(crate) async fn describe_job(
     State(state): State<ApiState>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    Ok(json_ok(public_view(
-        state.blocking(move |s| load_job(s, &id)).await?,
-    )))
+    let job = state.blocking(move |s| load_job(s, &id)).await?;
+    Ok(json_ok(job_json(&job)))
 }
 
 pub(crate) async fn list_jobs(
@@ -187,9 +213,10 @@ pub(crate) async fn list_jobs(
         validate::one_of("status", status, &["InProgress", "Failed", "Succeeded"])
             .map_err(|e| ApiError::validation(e.message))?;
     }
-    let jobs = state.list_all(JOB).await?;
+    let jobs = state.blocking(|s| Ok(s.store.list_signing_jobs()?)).await?;
     let jobs: Vec<Value> = jobs
-        .into_iter()
+        .iter()
+        .map(job_json)
         .filter(|j| matches_query(j, &q, &["status", "platformId", "requestedBy"]))
         .map(|j| {
             json!({

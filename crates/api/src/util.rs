@@ -23,14 +23,6 @@ pub(crate) fn epoch_seconds(ms: u64) -> Value {
     serde_json::Number::from_f64(secs).map_or(Value::Null, Value::Number)
 }
 
-/// The client's view of a stored document: members starting with `_` are server-private.
-pub(crate) fn public_view(mut doc: Value) -> Value {
-    if let Value::Object(map) = &mut doc {
-        map.retain(|k, _| !k.starts_with('_'));
-    }
-    doc
-}
-
 /// Whether every query parameter named in `fields` that is present equals `doc`'s member.
 pub(crate) fn matches_query(doc: &Value, query: &QueryMap, fields: &[&str]) -> bool {
     fields.iter().all(|f| {

@@ -18,7 +18,8 @@ const HOST: &str = "127.0.0.1:8080";
 
 fn state(dir: &tempfile::TempDir) -> ApiState {
     ApiState::new(
-        Store::open(dir.path()).expect("store"),
+        std::sync::Arc::new(Store::open(dir.path()).expect("store")),
+        &dir.path().join(otastream_store::PKI_DIR),
         ApiConfig::default(),
     )
     .expect("state")

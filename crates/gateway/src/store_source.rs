@@ -1,16 +1,41 @@
-//! [`StreamSource`] over the data directory (`otastream_store::Store`).
+//! [`StreamSource`] over any storage backend's [`StreamRepo`] (`otastream_store::Store`, or a
+//! `dyn Backend`).
 //!
 //! Block requests hit the store's stream-image cache (a mutex-guarded map of mmap'd images), so
 //! after a stream's first request they cost a map lookup and two reference-count bumps; the
 //! store invalidates the cache on update and delete, and the next request sees the new version.
 
-use otastream_store::Store;
+use otastream_store::{Backend, Store, StreamRepo};
 
 use crate::streams::{FileLookup, SourceError, StreamDescription, StreamSource};
 
 impl StreamSource for Store {
     fn file(&self, stream_id: &str, file_id: u8) -> Result<FileLookup, SourceError> {
-        let image = self
+        file_of(self, stream_id, file_id)
+    }
+
+    fn describe(&self, stream_id: &str) -> Result<Option<StreamDescription>, SourceError> {
+        describe(self, stream_id)
+    }
+}
+
+impl StreamSource for dyn Backend {
+    fn file(&self, stream_id: &str, file_id: u8) -> Result<FileLookup, SourceError> {
+        file_of(self, stream_id, file_id)
+    }
+
+    fn describe(&self, stream_id: &str) -> Result<Option<StreamDescription>, SourceError> {
+        describe(self, stream_id)
+    }
+}
+
+fn file_of(
+    repo: &(impl StreamRepo + ?Sized),
+    stream_id: &str,
+    file_id: u8,
+) -> Result<FileLookup, SourceError> {
+    {
+        let image = repo
             .stream_image(stream_id)
             .map_err(|e| SourceError(e.to_string()))?;
         Ok(match image {
@@ -26,9 +51,14 @@ impl StreamSource for Store {
             },
         })
     }
+}
 
-    fn describe(&self, stream_id: &str) -> Result<Option<StreamDescription>, SourceError> {
-        let record = self
+fn describe(
+    repo: &(impl StreamRepo + ?Sized),
+    stream_id: &str,
+) -> Result<Option<StreamDescription>, SourceError> {
+    {
+        let record = repo
             .get_stream(stream_id)
             .map_err(|e| SourceError(e.to_string()))?;
         Ok(record.map(|r| {
@@ -46,7 +76,7 @@ impl StreamSource for Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use otastream_store::{NewStream, PutMeta, StreamFile, StreamUpdate};
+    use otastream_store::{NewStream, ObjectStore, PutMeta, StreamFile, StreamUpdate};
 
     #[test]
     fn store_streams_are_served_and_updates_bump_the_version() {

@@ -56,7 +56,8 @@ pub trait ObjectStore: Send + Sync {
         meta: PutMeta,
     ) -> StoreResult<ObjectInfo>;
     /// Stores the file at `staged` (from [`ObjectStore::staging_path`]) as a new version; the store
-    /// takes the file over and removes it whatever the outcome. `Invalid(NotStaged)` for another path.
+    /// takes the file over and removes it whatever the outcome. A path outside the staging area is
+    /// refused untouched with `Invalid(NotStaged)`.
     fn put_object_from_file(
         &self,
         bucket: &str,
@@ -262,3 +263,15 @@ const _: () = {
     assert_shareable::<dyn ObjectStore>();
     assert_shareable::<dyn JobRepo>();
 };
+
+/// A shared repository is a repository (so `&Arc<dyn Backend>` can be passed where a
+/// `&impl JobRepo` is expected).
+impl<T: JobRepo + ?Sized> JobRepo for Arc<T> {
+    fn load_jobs(&self) -> StoreResult<JobsSnapshot> {
+        (**self).load_jobs()
+    }
+
+    fn save_jobs(&self, writes: &[JobWrite<'_>]) -> StoreResult<()> {
+        (**self).save_jobs(writes)
+    }
+}

@@ -29,7 +29,7 @@ pub(crate) fn no_such_bucket(bucket: &str) -> StoreError {
 
 impl Store {
     /// Creates an empty, unversioned bucket; `AlreadyExists(Bucket)` if present.
-    pub fn create_bucket(&self, bucket: &str) -> Result<(), StoreError> {
+    pub(crate) fn do_create_bucket(&self, bucket: &str) -> Result<(), StoreError> {
         let inserted = self.conn().execute(
             "INSERT INTO buckets (name, created_ms, versioning) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO NOTHING",
             params![bucket, to_i64(now_ms()), Versioning::Unversioned.as_db()],
@@ -42,7 +42,7 @@ impl Store {
 
     /// Deletes a bucket that holds no object versions (delete markers count, as in S3): `NotFound` if
     /// missing, `Conflict(BucketHasVersions)` otherwise. Unfinished multipart uploads are aborted.
-    pub fn delete_bucket(&self, bucket: &str) -> Result<(), StoreError> {
+    pub(crate) fn do_delete_bucket(&self, bucket: &str) -> Result<(), StoreError> {
         let part_files = {
             let mut conn = self.conn();
             let tx = db::write_tx(&mut conn)?;
@@ -82,7 +82,7 @@ impl Store {
     }
 
     /// Whether `bucket` exists.
-    pub fn bucket_exists(&self, bucket: &str) -> Result<bool, StoreError> {
+    pub(crate) fn do_bucket_exists(&self, bucket: &str) -> Result<bool, StoreError> {
         match versioning_of(&self.conn(), bucket) {
             Ok(_) => Ok(true),
             Err(StoreError::NotFound { .. }) => Ok(false),
@@ -91,7 +91,7 @@ impl Store {
     }
 
     /// All buckets, by name.
-    pub fn list_buckets(&self) -> Result<Vec<BucketInfo>, StoreError> {
+    pub(crate) fn do_list_buckets(&self) -> Result<Vec<BucketInfo>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached("SELECT name, created_ms FROM buckets ORDER BY name")?;
         let rows = stmt.query_map([], |row| {
@@ -105,7 +105,11 @@ impl Store {
 
     /// Sets the versioning state. `Unversioned` can only be "set" on a bucket that never left it
     /// (S3 offers no way back): otherwise `Invalid(VersioningCannotBeDisabled)`.
-    pub fn set_bucket_versioning(&self, bucket: &str, v: Versioning) -> Result<(), StoreError> {
+    pub(crate) fn do_set_bucket_versioning(
+        &self,
+        bucket: &str,
+        v: Versioning,
+    ) -> Result<(), StoreError> {
         let conn = self.conn();
         let current = versioning_of(&conn, bucket)?;
         if v == Versioning::Unversioned && current != Versioning::Unversioned {
@@ -119,7 +123,7 @@ impl Store {
     }
 
     /// The versioning state of `bucket`; `NotFound(Bucket)` if missing.
-    pub fn bucket_versioning(&self, bucket: &str) -> Result<Versioning, StoreError> {
+    pub(crate) fn do_bucket_versioning(&self, bucket: &str) -> Result<Versioning, StoreError> {
         versioning_of(&self.conn(), bucket)
     }
 }

@@ -1,16 +1,16 @@
 //! The SQLite side: opening `meta.sqlite3` (WAL, `synchronous=FULL`), schema migrations keyed by
-//! `PRAGMA user_version`, and the generic JSON resource table with its [`Tx`] handle.
+//! `PRAGMA user_version` (the conversion of old untyped records is in `legacy.rs`).
 
 use std::path::Path;
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
-use serde_json::Value;
+use rusqlite::{Connection, Transaction};
 
-use crate::{Kind, StoreError};
+use crate::StoreError;
 
 /// Schema migrations, applied in order; migration `i` moves `user_version` from `i` to `i + 1`.
 /// Never edit a shipped entry: append a new one.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE resources (
     seq     INTEGER PRIMARY KEY AUTOINCREMENT,
     kind    TEXT NOT NULL,
@@ -71,7 +71,35 @@ CREATE TABLE streams (
     created_ms  INTEGER NOT NULL,
     updated_ms  INTEGER NOT NULL
 );
-"#];
+"#,
+    r#"
+CREATE TABLE things (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, body TEXT NOT NULL);
+CREATE TABLE thing_groups (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, body TEXT NOT NULL);
+CREATE TABLE group_members (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    group_name  TEXT NOT NULL,
+    thing       TEXT NOT NULL,
+    UNIQUE (group_name, thing)
+);
+CREATE INDEX group_members_by_thing ON group_members (thing);
+CREATE TABLE jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, body TEXT NOT NULL);
+CREATE TABLE job_executions (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id  TEXT NOT NULL,
+    thing   TEXT NOT NULL,
+    body    TEXT NOT NULL,
+    UNIQUE (job_id, thing)
+);
+CREATE TABLE ota_updates (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, body TEXT NOT NULL);
+CREATE TABLE signing_profiles (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, body TEXT NOT NULL);
+CREATE TABLE signing_jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, body TEXT NOT NULL);
+CREATE TABLE certificates (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, body TEXT NOT NULL);
+"#,
+];
+
+/// The migration after which the untyped `resources` rows are converted into the typed tables
+/// (by [`crate::legacy::convert_resources`], in the same transaction) and the table is dropped.
+const TYPED_RECORDS_MIGRATION: usize = 1;
 
 /// Opens (creating if needed) the database at `path` and brings its schema up to date.
 pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
@@ -104,6 +132,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
+        if index == TYPED_RECORDS_MIGRATION {
+            crate::legacy::convert_resources(&tx)?;
+        }
         tx.pragma_update(None, "user_version", to_i64(index as u64 + 1))?;
         tx.commit()?;
     }
@@ -147,139 +178,4 @@ pub(crate) fn json_column<T: serde::de::DeserializeOwned>(
     serde_json::from_str(&text).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(e))
     })
-}
-
-// ===== generic JSON resources =====
-
-/// Inserts a resource; `AlreadyExists` when `(kind, id)` is taken.
-pub(crate) fn insert_resource(
-    conn: &Connection,
-    kind: &str,
-    id: &str,
-    parent: Option<&str>,
-    body: &Value,
-) -> Result<(), StoreError> {
-    let inserted = conn.execute(
-        "INSERT INTO resources (kind, id, parent, body) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (kind, id) DO NOTHING",
-        params![kind, id, parent, body.to_string()],
-    )?;
-    if inserted == 0 {
-        let kind = match kind {
-            "thing" => Kind::Thing,
-            "thing-group" => Kind::ThingGroup,
-            "ota-update" => Kind::OtaUpdate,
-            "signer-profile" => Kind::SigningProfile,
-            "signer-job" => Kind::SigningJob,
-            "acm-certificate" => Kind::Certificate,
-            "job" => Kind::Job,
-            _ => Kind::JobExecution,
-        };
-        return Err(StoreError::already_exists(kind, id));
-    }
-    Ok(())
-}
-
-/// Inserts or replaces a resource; a replaced resource keeps its place in the insertion order.
-pub(crate) fn put_resource(
-    conn: &Connection,
-    kind: &str,
-    id: &str,
-    parent: Option<&str>,
-    body: &Value,
-) -> Result<(), StoreError> {
-    conn.execute(
-        "INSERT INTO resources (kind, id, parent, body) VALUES (?1, ?2, ?3, ?4) \
-         ON CONFLICT (kind, id) DO UPDATE SET parent = excluded.parent, body = excluded.body",
-        params![kind, id, parent, body.to_string()],
-    )?;
-    Ok(())
-}
-
-/// Reads one resource body.
-pub(crate) fn get_resource(
-    conn: &Connection,
-    kind: &str,
-    id: &str,
-) -> Result<Option<Value>, StoreError> {
-    Ok(conn
-        .query_row(
-            "SELECT body FROM resources WHERE kind = ?1 AND id = ?2",
-            params![kind, id],
-            |row| json_column(row, 0),
-        )
-        .optional()?)
-}
-
-/// Lists `(id, body)` of one kind in insertion order, optionally only the children of `parent`.
-pub(crate) fn list_resources(
-    conn: &Connection,
-    kind: &str,
-    parent: Option<&str>,
-) -> Result<Vec<(String, Value)>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, body FROM resources WHERE kind = ?1 AND (?2 IS NULL OR parent = ?2) ORDER BY seq",
-    )?;
-    let rows = stmt.query_map(params![kind, parent], |row| {
-        Ok((row.get(0)?, json_column(row, 1)?))
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// Deletes one resource; `true` when it existed.
-pub(crate) fn delete_resource(conn: &Connection, kind: &str, id: &str) -> Result<bool, StoreError> {
-    Ok(conn.execute(
-        "DELETE FROM resources WHERE kind = ?1 AND id = ?2",
-        params![kind, id],
-    )? > 0)
-}
-
-/// A write transaction over the resource table, handed to the closure of [`crate::Store::transaction`].
-///
-/// Everything done through it commits together when the closure returns `Ok`, and is rolled back when it
-/// returns `Err` (or panics). The methods mirror the resource methods of [`crate::Store`].
-pub struct Tx<'a> {
-    pub(crate) tx: Transaction<'a>,
-}
-
-impl Tx<'_> {
-    /// Inserts a resource; `AlreadyExists` when `(kind, id)` is taken.
-    pub fn insert_resource(
-        &mut self,
-        kind: &str,
-        id: &str,
-        parent: Option<&str>,
-        body: &Value,
-    ) -> Result<(), StoreError> {
-        insert_resource(&self.tx, kind, id, parent, body)
-    }
-
-    /// Inserts or replaces a resource.
-    pub fn put_resource(
-        &mut self,
-        kind: &str,
-        id: &str,
-        parent: Option<&str>,
-        body: &Value,
-    ) -> Result<(), StoreError> {
-        put_resource(&self.tx, kind, id, parent, body)
-    }
-
-    /// Reads one resource body (sees this transaction's own writes).
-    pub fn get_resource(&mut self, kind: &str, id: &str) -> Result<Option<Value>, StoreError> {
-        get_resource(&self.tx, kind, id)
-    }
-
-    /// Lists `(id, body)` of one kind in insertion order, optionally only the children of `parent`.
-    pub fn list_resources(
-        &mut self,
-        kind: &str,
-        parent: Option<&str>,
-    ) -> Result<Vec<(String, Value)>, StoreError> {
-        list_resources(&self.tx, kind, parent)
-    }
-
-    /// Deletes one resource; `true` when it existed.
-    pub fn delete_resource(&mut self, kind: &str, id: &str) -> Result<bool, StoreError> {
-        delete_resource(&self.tx, kind, id)
-    }
 }

@@ -31,7 +31,7 @@
 //!
 //! # Example
 //! ```
-//! use otastream_store::{NewStream, PutMeta, Store, StreamFile};
+//! use otastream_store::{NewStream, ObjectStore, PutMeta, Store, StreamFile, StreamRepo};
 //!
 //! let dir = tempfile::tempdir()?;
 //! let store = Store::open(dir.path())?;
@@ -50,9 +50,12 @@
 
 mod backend;
 mod buckets;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod db;
 mod error;
 mod files;
+mod legacy;
 pub mod mmap;
 mod multipart;
 mod object_types;
@@ -60,6 +63,8 @@ mod objects;
 pub mod pki;
 mod records;
 pub mod rules;
+mod sqlite_objects;
+mod sqlite_records;
 mod stream_types;
 mod streams;
 mod versions;
@@ -70,13 +75,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rusqlite::Connection;
-use serde_json::Value;
 
 pub use backend::{
     Backend, CertificateRepo, JobRepo, JobWrite, JobsSnapshot, ObjectStore, OtaRepo, SignerRepo,
     StreamRepo, ThingRepo,
 };
-pub use db::Tx;
 pub use error::{BoxError, Conflict, Invalid, Kind, StoreError, StoreResult};
 pub use object_types::{
     BucketInfo, ByteRange, DeleteOutcome, Object, ObjectInfo, PutMeta, VersionEntry, Versioning,
@@ -187,65 +190,6 @@ impl Store {
             .images
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    // ===== generic metadata resources =====
-
-    /// Inserts a JSON resource `kind/id` (optionally the child of `parent`); `AlreadyExists` if present.
-    pub fn insert_resource(
-        &self,
-        kind: &str,
-        id: &str,
-        parent: Option<&str>,
-        body: &Value,
-    ) -> Result<(), StoreError> {
-        db::insert_resource(&self.conn(), kind, id, parent, body)
-    }
-
-    /// Inserts or replaces a JSON resource; a replaced resource keeps its place in the listing order.
-    pub fn put_resource(
-        &self,
-        kind: &str,
-        id: &str,
-        parent: Option<&str>,
-        body: &Value,
-    ) -> Result<(), StoreError> {
-        db::put_resource(&self.conn(), kind, id, parent, body)
-    }
-
-    /// Reads a JSON resource.
-    pub fn get_resource(&self, kind: &str, id: &str) -> Result<Option<Value>, StoreError> {
-        db::get_resource(&self.conn(), kind, id)
-    }
-
-    /// Lists `(id, body)` of one kind in insertion order; with `parent`, only that parent's children.
-    pub fn list_resources(
-        &self,
-        kind: &str,
-        parent: Option<&str>,
-    ) -> Result<Vec<(String, Value)>, StoreError> {
-        db::list_resources(&self.conn(), kind, parent)
-    }
-
-    /// Deletes a JSON resource; `true` when it existed.
-    pub fn delete_resource(&self, kind: &str, id: &str) -> Result<bool, StoreError> {
-        db::delete_resource(&self.conn(), kind, id)
-    }
-
-    /// Runs `f` in one write transaction over the resources: committed when `f` returns `Ok`, rolled
-    /// back when it returns `Err` or panics. `f` must not call other `Store` methods (the connection is
-    /// held for the whole closure, so that would deadlock); use the methods of [`Tx`].
-    pub fn transaction<T>(
-        &self,
-        f: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let mut conn = self.conn();
-        let mut tx = Tx {
-            tx: db::write_tx(&mut conn)?,
-        };
-        let value = f(&mut tx)?;
-        tx.tx.commit()?;
-        Ok(value)
     }
 
     /// Removes temp files and installed files that no committed row references (left by a crash

@@ -80,7 +80,7 @@ impl Store {
     }
 
     /// Starts a multipart upload to `bucket/key`; returns the upload id. `NoSuchBucket` if missing.
-    pub fn create_multipart(
+    pub(crate) fn do_create_multipart(
         &self,
         bucket: &str,
         key: &str,
@@ -98,7 +98,7 @@ impl Store {
 
     /// Stores part `part_number` (1..=10000) of an upload, replacing an earlier part with that number;
     /// returns its quoted MD5 ETag. `NoSuchUpload`, or `InvalidArgument` for a bad part number.
-    pub fn upload_part(
+    pub(crate) fn do_upload_part(
         &self,
         upload_id: &str,
         part_number: u32,
@@ -143,7 +143,7 @@ impl Store {
     /// and name stored parts with matching ETags; every part but the last must be at least
     /// [`MIN_PART_SIZE`]. Errors: `NoSuchUpload`, `MalformedXML` (no parts), `InvalidPartOrder`,
     /// `InvalidPart`, `EntityTooSmall`, all as `Invalid` except the first.
-    pub fn complete_multipart(
+    pub(crate) fn do_complete_multipart(
         &self,
         upload_id: &str,
         parts: &[(u32, String)],
@@ -189,7 +189,7 @@ impl Store {
     }
 
     /// Abandons an upload and deletes its parts; `NoSuchUpload` if it is not in progress.
-    pub fn abort_multipart(&self, upload_id: &str) -> Result<(), StoreError> {
+    pub(crate) fn do_abort_multipart(&self, upload_id: &str) -> Result<(), StoreError> {
         let part_files = {
             let mut conn = self.conn();
             let tx = db::write_tx(&mut conn)?;

@@ -21,14 +21,14 @@ use crate::{
 
 impl Store {
     /// Stores `data` as a new version of `bucket/key` (durable on return).
-    pub fn put_object(
+    pub(crate) fn do_put_object(
         &self,
         bucket: &str,
         key: &str,
         data: &[u8],
         meta: PutMeta,
     ) -> Result<ObjectInfo, StoreError> {
-        self.bucket_versioning(bucket)?;
+        self.do_bucket_versioning(bucket)?;
         let file = files::install_bytes(self.data_dir(), OBJECTS_DIR, data)?;
         let etag = file.etag();
         self.commit_object(bucket, key, file, &etag, &meta, |_| Ok(()))
@@ -37,7 +37,7 @@ impl Store {
     /// Stores the file at `tmp` as a new version of `bucket/key` by renaming it (no copy). `tmp` must be
     /// directly inside `data_dir()/tmp` (see [`Store::tmp_path`]); the store takes it over and removes
     /// it if the put fails.
-    pub fn put_object_from_file(
+    pub(crate) fn do_put_object_from_file(
         &self,
         bucket: &str,
         key: &str,
@@ -53,11 +53,10 @@ impl Store {
                     .is_some_and(|p| Some(p) == tmp_dir.canonicalize().ok())
         });
         if !in_tmp_dir {
-            files::remove_quietly(tmp);
             return Err(Invalid::NotStaged(tmp.display().to_string()).into());
         }
         let file = self
-            .bucket_versioning(bucket)
+            .do_bucket_versioning(bucket)
             .and_then(|_| Ok(files::install_file(self.data_dir(), OBJECTS_DIR, tmp)?))
             .inspect_err(|_| files::remove_quietly(tmp))?;
         let etag = file.etag();
@@ -110,7 +109,7 @@ impl Store {
     /// The newest live version (or the named version) with its bytes, memory-mapped.
     /// `NotFound` with `NoSuchBucket`, `NoSuchKey` (also when the newest version is a delete marker) or
     /// `NoSuchVersion`.
-    pub fn get_object(
+    pub(crate) fn do_get_object(
         &self,
         bucket: &str,
         key: &str,
@@ -141,7 +140,7 @@ impl Store {
     }
 
     /// Like [`Store::get_object`] without the bytes.
-    pub fn head_object(
+    pub(crate) fn do_head_object(
         &self,
         bucket: &str,
         key: &str,
@@ -153,7 +152,7 @@ impl Store {
     /// Deletes as S3 does. With a version id: removes exactly that version. Without one: unversioned
     /// buckets remove the `"null"` version; enabled buckets add a delete marker; suspended buckets
     /// replace the `"null"` version with a `"null"` delete marker. Deleting what is not there succeeds.
-    pub fn delete_object(
+    pub(crate) fn do_delete_object(
         &self,
         bucket: &str,
         key: &str,
@@ -194,7 +193,7 @@ impl Store {
 
     /// `ListObjectsV2`: the newest live version of each key starting with `prefix` and sorting after
     /// `start_after`, in key (UTF-8 byte) order, at most `max`; the flag says whether more follow.
-    pub fn list_objects(
+    pub(crate) fn do_list_objects(
         &self,
         bucket: &str,
         prefix: &str,
@@ -223,7 +222,7 @@ impl Store {
     }
 
     /// `ListObjectVersions`: every version and delete marker under `prefix`, by key, newest first.
-    pub fn list_object_versions(
+    pub(crate) fn do_list_object_versions(
         &self,
         bucket: &str,
         prefix: &str,

@@ -68,7 +68,7 @@ impl Store {
     /// Creates a stream at version 1, pinning its files to object versions. Errors:
     /// `InvalidRequestException` (id, description, file list), `ResourceNotFoundException` (an object or
     /// version is missing), `ResourceAlreadyExistsException`.
-    pub fn create_stream(&self, s: &NewStream) -> Result<StreamRecord, StoreError> {
+    pub(crate) fn do_create_stream(&self, s: &NewStream) -> Result<StreamRecord, StoreError> {
         let mut conn = self.conn();
         let tx = db::write_tx(&mut conn)?;
         let now = now_ms();
@@ -101,12 +101,12 @@ impl Store {
     }
 
     /// One stream, if it exists.
-    pub fn get_stream(&self, id: &str) -> Result<Option<StreamRecord>, StoreError> {
+    pub(crate) fn do_get_stream(&self, id: &str) -> Result<Option<StreamRecord>, StoreError> {
         find_stream(&self.conn(), id)
     }
 
     /// All streams, in creation order.
-    pub fn list_streams(&self) -> Result<Vec<StreamRecord>, StoreError> {
+    pub(crate) fn do_list_streams(&self) -> Result<Vec<StreamRecord>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {STREAM_COLUMNS} FROM streams ORDER BY seq"
@@ -117,7 +117,7 @@ impl Store {
 
     /// Applies an update and bumps the version (files given are resolved again); drops the cached
     /// image. `ResourceNotFoundException` if the stream does not exist, plus the errors of create.
-    pub fn update_stream(
+    pub(crate) fn do_update_stream(
         &self,
         id: &str,
         update: &StreamUpdate,
@@ -156,7 +156,7 @@ impl Store {
     }
 
     /// Deletes a stream and drops its cached image; `true` when it existed.
-    pub fn delete_stream(&self, id: &str) -> Result<bool, StoreError> {
+    pub(crate) fn do_delete_stream(&self, id: &str) -> Result<bool, StoreError> {
         let deleted = self
             .conn()
             .execute("DELETE FROM streams WHERE id = ?1", [id])?
@@ -168,7 +168,7 @@ impl Store {
     /// The bytes of the stream's current version, memory-mapped once and cached until the stream is
     /// updated or deleted. `Ok(None)` when the stream does not exist; `NotFound` when a pinned object
     /// version has been deleted since.
-    pub fn stream_image(&self, id: &str) -> Result<Option<Arc<StreamImage>>, StoreError> {
+    pub(crate) fn do_stream_image(&self, id: &str) -> Result<Option<Arc<StreamImage>>, StoreError> {
         // The cache lock is held while building, and writers drop entries only after committing, so a
         // stale image can never be inserted after its invalidation.
         let mut images = self.images();

@@ -29,7 +29,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             config.access_key_id, config.secret_access_key
         ),
     }
-    let state = ApiState::new(Store::open(std::path::Path::new(&data_dir))?, config)?;
+    let data_dir = std::path::Path::new(&data_dir);
+    let store = Store::open(data_dir)?;
+    let state = ApiState::new(
+        std::sync::Arc::new(store),
+        &data_dir.join(otastream_store::PKI_DIR),
+        config,
+    )?;
     tokio::spawn(state.jobs.clone().run_timers(state.store.clone()));
     println!("listening on {local}");
     std::io::stdout().flush()?;

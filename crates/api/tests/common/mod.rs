@@ -61,7 +61,9 @@ impl TestServer {
                     public_base_url: format!("http://127.0.0.1:{port}"),
                     ..ApiConfig::default()
                 };
-                let state = ApiState::new(store, config).expect("state");
+                let pki_dir = store.pki_dir();
+                let state =
+                    ApiState::new(std::sync::Arc::new(store), &pki_dir, config).expect("state");
                 tokio::spawn(state.jobs.clone().run_timers(state.store.clone()));
                 port_tx.send(port).expect("send port");
                 axum::serve(listener, otastream_api::router(state))

@@ -1,23 +1,30 @@
 //! Reopening: everything acknowledged survives, crash leftovers are swept, the schema is as promised.
 
-use otastream_store::{NewStream, PutMeta, Store, StoreError, StreamFile, Versioning};
-use serde_json::json;
+use std::collections::BTreeMap;
+
+use otastream_store::{NewStream, PutMeta, Store, StoreError, StreamFile, Thing, Versioning};
+use otastream_store::{ObjectStore as _, StreamRepo as _, ThingRepo as _};
 
 use crate::files_in;
+
+/// A thing whose one attribute is `value`.
+fn thing(name: &str, value: &str) -> Thing {
+    Thing {
+        name: name.into(),
+        arn: format!("arn:aws:iot:us-east-1:123456789012:thing/{name}"),
+        id: format!("id-{name}"),
+        type_name: None,
+        attributes: BTreeMap::from([("a".to_owned(), value.to_owned())]),
+        version: 1,
+    }
+}
 
 #[test]
 fn reopen_after_drop_keeps_everything() {
     let dir = tempfile::tempdir().unwrap();
     let (v1, upload, etag) = {
         let store = Store::open(dir.path()).unwrap();
-        store
-            .insert_resource(
-                "thing",
-                "t1",
-                Some("g1"),
-                &json!({"attributes": {"a": "1"}}),
-            )
-            .unwrap();
+        store.create_thing(&thing("t1", "1")).unwrap();
         store.create_bucket("fw").unwrap();
         store
             .set_bucket_versioning("fw", Versioning::Enabled)
@@ -49,18 +56,15 @@ fn reopen_after_drop_keeps_everything() {
     };
 
     let store = Store::open(dir.path()).unwrap();
-    assert_eq!(
-        store.list_resources("thing", Some("g1")).unwrap(),
-        vec![("t1".to_owned(), json!({"attributes": {"a": "1"}}))]
-    );
+    assert_eq!(store.list_things().unwrap(), vec![thing("t1", "1")]);
     assert_eq!(store.bucket_versioning("fw").unwrap(), Versioning::Enabled);
     assert_eq!(
-        &store.get_object("fw", "app.bin", None).unwrap().data[..],
+        &store.get_object("fw", "app.bin", None, None).unwrap().data[..],
         b"two"
     );
     assert_eq!(
         store
-            .get_object("fw", "app.bin", Some(&v1.version_id))
+            .get_object("fw", "app.bin", Some(&v1.version_id), None)
             .unwrap()
             .info,
         v1
@@ -109,7 +113,7 @@ fn open_sweeps_files_no_committed_row_references() {
         (0, 1, 1)
     );
     assert_eq!(
-        &store.get_object("b", "kept", None).unwrap().data[..],
+        &store.get_object("b", "kept", None, None).unwrap().data[..],
         b"kept"
     );
 
@@ -118,7 +122,7 @@ fn open_sweeps_files_no_committed_row_references() {
     let second = Store::open(dir.path()).unwrap();
     assert!(dir.path().join("objects/in-flight").exists());
     assert_eq!(
-        &second.get_object("b", "kept", None).unwrap().data[..],
+        &second.get_object("b", "kept", None, None).unwrap().data[..],
         b"kept"
     );
 }
@@ -135,12 +139,12 @@ fn database_is_wal_with_schema_version_and_refuses_a_newer_schema() {
     let version: i64 = db
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 1);
+    assert_eq!(version, 2);
 
     db.pragma_update(None, "user_version", 99).unwrap();
     drop(db);
     let err = Store::open(dir.path()).unwrap_err();
-    assert!(matches!(err, StoreError::Db(_)), "{err}");
+    assert!(matches!(err, StoreError::Db { .. }), "{err}");
 }
 
 /// Set in the child process of [`acknowledged_writes_survive_sigkill`]: the data directory to write to.
@@ -167,12 +171,7 @@ fn crash_child(dir: &str) {
             .put_object("b", &format!("k{i}"), &crash_body(i), PutMeta::default())
             .unwrap();
         store
-            .insert_resource(
-                "write",
-                &i.to_string(),
-                None,
-                &json!({ "version": info.version_id }),
-            )
+            .create_thing(&thing(&format!("w{i}"), &info.version_id))
             .unwrap();
         writeln!(stdout, "ack {i}").unwrap();
         stdout.flush().unwrap();
@@ -218,11 +217,11 @@ fn acknowledged_writes_survive_sigkill() {
     let store = Store::open(dir.path()).unwrap();
     for i in acked {
         let write = store
-            .get_resource("write", &i.to_string())
+            .get_thing(&format!("w{i}"))
             .unwrap()
-            .expect("acknowledged resource");
-        let object = store.get_object("b", &format!("k{i}"), None).unwrap();
-        assert_eq!(write["version"], object.info.version_id.as_str());
+            .expect("acknowledged record");
+        let object = store.get_object("b", &format!("k{i}"), None, None).unwrap();
+        assert_eq!(write.attributes["a"], object.info.version_id);
         assert!(object.data[..] == crash_body(i)[..], "object {i} intact");
     }
     assert_eq!(

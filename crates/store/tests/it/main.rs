@@ -1,14 +1,15 @@
 //! Integration tests of `otastream-store`, compiled as one binary. Each test opens its own store in its
 //! own temporary directory.
 
+mod conformance;
 mod durability;
+mod migration;
 mod multipart;
 mod objects;
 mod pki;
-mod resources;
 mod streams;
 
-use otastream_store::{PutMeta, Store, StoreError, Versioning};
+use otastream_store::{ObjectStore as _, PutMeta, Store, StoreError, Versioning};
 use tempfile::TempDir;
 
 /// A fresh store in a fresh temporary directory (keep the `TempDir` alive for the test's duration).
@@ -42,10 +43,23 @@ pub fn typed(content_type: &str) -> PutMeta {
     }
 }
 
-/// The AWS code of an error, panicking with the error when there is none.
-pub fn code_of(err: &StoreError) -> &str {
-    err.code()
-        .unwrap_or_else(|| panic!("error without an AWS code: {err}"))
+/// The kind of a client-facing error as a label (`NotFound(Bucket)`, `Invalid(PartOrder)`),
+/// panicking with the error for the others.
+pub fn code_of(err: &StoreError) -> String {
+    match err {
+        StoreError::NotFound { kind, .. } => format!("NotFound({kind:?})"),
+        StoreError::AlreadyExists { kind, .. } => format!("AlreadyExists({kind:?})"),
+        StoreError::Conflict(_) => "Conflict".to_owned(),
+        StoreError::Invalid(reason) => {
+            let debug = format!("{reason:?}");
+            let name: String = debug
+                .chars()
+                .take_while(char::is_ascii_alphanumeric)
+                .collect();
+            format!("Invalid({name})")
+        }
+        other => panic!("not a client-facing error: {other}"),
+    }
 }
 
 /// Number of files in a sub-directory of the data directory.

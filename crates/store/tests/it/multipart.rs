@@ -1,6 +1,7 @@
 //! Multipart uploads.
 
 use md5::{Digest, Md5};
+use otastream_store::ObjectStore as _;
 use otastream_store::{MIN_PART_SIZE, PutMeta, StoreError};
 
 use crate::{code_of, files_in, store_with_bucket, typed};
@@ -53,7 +54,7 @@ fn complete_concatenates_listed_parts_with_an_md5_of_md5s_etag() {
         Some("application/octet-stream")
     );
 
-    let object = store.get_object("b", "fw/big.bin", None).unwrap();
+    let object = store.get_object("b", "fw/big.bin", None, None).unwrap();
     assert_eq!(object.info, info);
     let expected: Vec<u8> = [p1, p2, p3].concat();
     assert!(
@@ -67,11 +68,11 @@ fn complete_concatenates_listed_parts_with_an_md5_of_md5s_etag() {
     );
     assert_eq!(
         code_of(&store.upload_part(&upload, 1, b"late").unwrap_err()),
-        "NoSuchUpload"
+        "NotFound(Upload)"
     );
     assert_eq!(
         code_of(&store.complete_multipart(&upload, &[(1, e1)]).unwrap_err()),
-        "NoSuchUpload"
+        "NotFound(Upload)"
     );
 }
 
@@ -87,7 +88,7 @@ fn a_single_small_part_is_a_valid_upload() {
         .unwrap();
     assert!(info.etag.ends_with("-1\""), "{}", info.etag);
     assert_eq!(
-        &store.get_object("b", "small", None).unwrap().data[..],
+        &store.get_object("b", "small", None, None).unwrap().data[..],
         b"tiny"
     );
 }
@@ -105,11 +106,11 @@ fn bad_part_lists_are_rejected_and_leave_the_upload_intact() {
     let e3 = store.upload_part(&upload, 3, b"last").unwrap();
 
     let cases: [(&[(u32, String)], &str); 5] = [
-        (&[], "MalformedXML"),
-        (&[(2, e2.clone()), (1, e1.clone())], "InvalidPartOrder"),
-        (&[(1, e1.clone()), (1, e1.clone())], "InvalidPartOrder"),
-        (&[(1, e1.clone()), (4, e3.clone())], "InvalidPart"),
-        (&[(1, e1.clone()), (2, e3.clone())], "InvalidPart"),
+        (&[], "Invalid(NoParts)"),
+        (&[(2, e2.clone()), (1, e1.clone())], "Invalid(PartOrder)"),
+        (&[(1, e1.clone()), (1, e1.clone())], "Invalid(PartOrder)"),
+        (&[(1, e1.clone()), (4, e3.clone())], "Invalid(PartMissing)"),
+        (&[(1, e1.clone()), (2, e3.clone())], "Invalid(PartMissing)"),
     ];
     for (parts, code) in cases {
         let err = store.complete_multipart(&upload, parts).unwrap_err();
@@ -119,19 +120,19 @@ fn bad_part_lists_are_rejected_and_leave_the_upload_intact() {
     let too_small = store
         .complete_multipart(&upload, &[(1, e1.clone()), (2, e2), (3, e3)])
         .unwrap_err();
-    assert_eq!(code_of(&too_small), "EntityTooSmall");
+    assert_eq!(code_of(&too_small), "Invalid(PartTooSmall)");
     assert_eq!(
         code_of(&store.upload_part(&upload, 0, b"x").unwrap_err()),
-        "InvalidArgument"
+        "Invalid(PartNumber)"
     );
     assert_eq!(
         code_of(&store.upload_part(&upload, 10_001, b"x").unwrap_err()),
-        "InvalidArgument"
+        "Invalid(PartNumber)"
     );
 
     assert_eq!(
         code_of(&store.head_object("b", "k", None).unwrap_err()),
-        "NoSuchKey"
+        "NotFound(Object)"
     );
     assert_eq!(
         files_in(&store, "objects"),
@@ -154,7 +155,7 @@ fn abort_removes_parts_and_unknown_uploads_are_errors() {
                 .create_multipart("nope", "k", PutMeta::default())
                 .unwrap_err()
         ),
-        "NoSuchBucket"
+        "NotFound(Bucket)"
     );
     let upload = store
         .create_multipart("b", "k", PutMeta::default())
@@ -165,11 +166,11 @@ fn abort_removes_parts_and_unknown_uploads_are_errors() {
     assert_eq!(files_in(&store, "parts"), 0);
     assert_eq!(
         code_of(&store.abort_multipart(&upload).unwrap_err()),
-        "NoSuchUpload"
+        "NotFound(Upload)"
     );
     assert_eq!(
         code_of(&store.upload_part("no-such-upload", 1, b"x").unwrap_err()),
-        "NoSuchUpload"
+        "NotFound(Upload)"
     );
 
     let pending = store
@@ -184,6 +185,6 @@ fn abort_removes_parts_and_unknown_uploads_are_errors() {
     );
     assert_eq!(
         code_of(&store.upload_part(&pending, 1, b"x").unwrap_err()),
-        "NoSuchUpload"
+        "NotFound(Upload)"
     );
 }

@@ -136,7 +136,7 @@ fn device_and_code_signing_certs_chain_to_the_ca() {
 
     assert!(matches!(
         pki.issue_device_cert(""),
-        Err(StoreError::Invalid(_))
+        Err(StoreError::Pki(_))
     ));
 }
 
@@ -147,12 +147,12 @@ fn half_a_pair_or_garbage_is_an_error_not_a_silent_new_ca() {
     std::fs::remove_file(dir.path().join("ca.key")).unwrap();
     assert!(matches!(
         DevPki::load_or_create(dir.path()),
-        Err(StoreError::Invalid(_))
+        Err(StoreError::Pki(_))
     ));
     std::fs::write(dir.path().join("ca.key"), "not a key").unwrap();
     assert!(matches!(
         DevPki::load_or_create(dir.path()),
-        Err(StoreError::Invalid(_))
+        Err(StoreError::Pki(_))
     ));
 
     let fresh = tempfile::tempdir().unwrap();
@@ -174,6 +174,6 @@ fn a_key_that_does_not_match_its_certificate_is_refused() {
     let (_, stranger_key) = pki.issue_device_cert("stranger").unwrap();
     std::fs::write(dir.path().join("server.key"), stranger_key).unwrap();
     let err = DevPki::load_or_create(dir.path()).unwrap_err();
-    assert!(matches!(err, StoreError::Invalid(_)), "{err}");
+    assert!(matches!(err, StoreError::Pki(_)), "{err}");
     assert!(err.to_string().contains("server"), "{err}");
 }
