@@ -150,7 +150,7 @@ impl SeaweedFs {
                 "-s3.port.iceberg=0",
                 "-s3.port.lance=0",
             ])
-            .arg("-master.volumeSizeLimitMB=64")
+            .args(["-master.volumeSizeLimitMB=64", "-volume.max=0"])
             .arg(format!(
                 "-filer.localSocket={}",
                 root.join("filer.sock").display()
