@@ -104,6 +104,8 @@ impl StorageArgs {
     }
 }
 
+// Parsed once per process: the size of `Serve` does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the control plane and the device gateway until Ctrl-C or SIGTERM.
