@@ -1,4 +1,5 @@
 //! A PostgreSQL cluster, a SeaweedFS server with a bucket, and a backend connected to both.
+#![allow(dead_code)] // each test binary uses part of it
 
 use otastream_store_pg::{PgBackend, PgConfig, S3Location};
 use otastream_testkit::{Postgres, SeaweedFs};
