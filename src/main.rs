@@ -65,6 +65,47 @@ impl ApiArgs {
     }
 }
 
+/// The production storage backend: PostgreSQL for metadata, an S3 bucket for object bytes.
+/// Without these flags the data directory holds everything (SQLite + files).
+#[derive(clap::Args)]
+struct StorageArgs {
+    /// PostgreSQL for metadata: postgres://USER:PASSWORD@HOST:PORT/DATABASE (with --object-store).
+    #[arg(
+        long,
+        env = "OTASTREAM_DATABASE_URL",
+        hide_env_values = true,
+        requires = "object_store"
+    )]
+    database_url: Option<String>,
+    /// Bucket for object bytes, s3://BUCKET (with --database-url); credentials from
+    /// AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, region from AWS_REGION.
+    #[arg(long, requires = "database_url")]
+    object_store: Option<String>,
+    /// Endpoint of an S3-compatible service, e.g. http://127.0.0.1:8333 (default: AWS S3).
+    #[arg(long, requires = "object_store")]
+    s3_endpoint: Option<String>,
+}
+
+impl StorageArgs {
+    /// The backend; the PostgreSQL one keeps its local image cache under `data_dir/pg-cache`.
+    fn into_storage(self, data_dir: &std::path::Path) -> anyhow::Result<server::Storage> {
+        let (Some(database_url), Some(object_store)) = (self.database_url, self.object_store)
+        else {
+            return Ok(server::Storage::Embedded);
+        };
+        let config = otastream_store_pg::PgConfig::from_flags(
+            &database_url,
+            &object_store,
+            self.s3_endpoint.as_deref(),
+            data_dir.join("pg-cache"),
+        )
+        .map_err(anyhow::Error::msg)?;
+        Ok(server::Storage::Postgres(config))
+    }
+}
+
+// Parsed once per process: the size of `Serve` does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the control plane and the device gateway until Ctrl-C or SIGTERM.
@@ -91,6 +132,8 @@ enum Command {
         mqtts: SocketAddr,
         #[command(flatten)]
         api: ApiArgs,
+        #[command(flatten)]
+        storage: StorageArgs,
     },
     /// Write a device certificate and key signed by the data directory's dev CA.
     DevCert {
@@ -140,6 +183,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             mqtt,
             mqtts,
             api,
+            storage,
         } => {
             let mut api = api.into_config()?;
             if let Some(url) = public_url {
@@ -152,6 +196,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 mqtt,
                 mqtts,
                 api,
+                storage: storage.into_storage(&data_dir)?,
                 ..ServerConfig::new(data_dir)
             };
             let running = server::start(cfg).await?;
