@@ -17,7 +17,7 @@ use criterion::{BenchmarkId, Criterion, Throughput};
 use otastream::server::{self, RunningServer, ServerConfig};
 use otastream_chunker::request::{self, GetStreamRequest};
 use otastream_chunker::{BlockSize, FileId, Format};
-use otastream_store::{NewStream, ObjectStore as _, PutMeta, StreamFile, StreamRepo as _};
+use otastream_store::{NewStream, PutMeta, StreamFile};
 use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, NetworkOptions, QoS};
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;

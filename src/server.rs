@@ -2,7 +2,7 @@
 //! PKI, binds the HTTP, HTTPS, MQTT and MQTTS listeners and runs them until [`RunningServer::shutdown`].
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -21,7 +21,7 @@ use otastream_gateway::{
     Gateway, GatewayConfig, JobsTopics, Metrics, ReservedTopics, StreamsHandler,
 };
 use otastream_pki::DevPki;
-use otastream_store::Store;
+use otastream_store::{Backend, Store};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -59,11 +59,6 @@ pub enum Storage {
     /// PostgreSQL for metadata and an S3 bucket for object bytes (`otastream_store_pg`).
     Postgres(otastream_store_pg::PgConfig),
 }
-
-/// Why a server configured with [`Storage::Postgres`] stops after connecting.
-const POSTGRES_NOT_SERVED: &str = "PostgreSQL and the object store are reachable and the schema is \
-     migrated, but the control plane, gateway and jobs driver do not run on this backend yet \
-     (README: Not done yet); serve without --database-url";
 
 impl ServerConfig {
     /// The documented defaults: loopback ports 8080 (HTTP), 8443 (HTTPS), 1883 and 8883.
@@ -109,8 +104,8 @@ pub struct RunningServer {
     pub mqtts_addr: SocketAddr,
     /// The data directory.
     pub data_dir: PathBuf,
-    /// The store the server uses (tests create streams through it).
-    pub store: Store,
+    /// The storage backend the server uses (tests create streams through it).
+    pub store: Arc<dyn Backend>,
     /// The device gateway (metrics, notifications to connected things).
     pub gateway: Gateway,
     /// The dev PKI: CA and server certificate, device certificates on demand.
@@ -140,20 +135,9 @@ impl RunningServer {
 
 /// Opens the store, binds every listener and starts serving.
 pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
-    if let Storage::Postgres(pg) = &cfg.storage {
-        let pg = pg.clone();
-        // The error names what failed in one line (no cause chain).
-        let backend =
-            tokio::task::spawn_blocking(move || otastream_store_pg::PgBackend::connect(&pg))
-                .await?
-                .map_err(|e| anyhow::Error::msg(e.to_string()))?;
-        drop(backend);
-        anyhow::bail!(POSTGRES_NOT_SERVED);
-    }
-    let data_dir = cfg.data_dir.clone();
-    let (store, pki) = tokio::task::spawn_blocking(move || -> anyhow::Result<(Store, DevPki)> {
-        let store = Store::open(&data_dir)
-            .with_context(|| format!("opening data directory {}", data_dir.display()))?;
+    let (data_dir, storage) = (cfg.data_dir.clone(), cfg.storage.clone());
+    let (store, pki) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let store = open_backend(&data_dir, &storage)?;
         let pki = DevPki::load_or_create(&data_dir.join(otastream_store::PKI_DIR))
             .context("loading the dev PKI")?;
         Ok((store, pki))
@@ -182,8 +166,11 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
         .with_context(|| format!("binding MQTTS {}", cfg.mqtts))?;
 
     let metrics = Arc::new(Metrics::new());
-    let (jobs, jobs_publisher, jobs_requests) = jobs_bridge::wire(Arc::new(store.clone()))?;
-    let streams = StreamsHandler::new(Arc::new(store.clone()), Arc::clone(&metrics));
+    let (jobs, jobs_publisher, jobs_requests) = jobs_bridge::wire(store.clone())?;
+    let streams = StreamsHandler::new(
+        Arc::new(BackendStreams(store.clone())),
+        Arc::clone(&metrics),
+    );
     let reserved = ReservedTopics::new()
         .with_handler(Arc::new(streams))
         .with_handler(Arc::new(JobsTopics::new(jobs_requests)));
@@ -199,7 +186,10 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
     if api.public_base_url.is_empty() {
         api.public_base_url = format!("http://{http_addr}");
     }
-    let router = metrics_router(metrics, control_plane(&store, api, &jobs).await?);
+    let router = metrics_router(
+        metrics,
+        control_plane(&store, &cfg.data_dir, api, &jobs).await?,
+    );
     let (timers, stop) = (jobs.clone().run_timers(), stopped(watch_rx.clone()));
     tasks.spawn(async move {
         tokio::select! {
@@ -271,13 +261,56 @@ fn metrics_router(metrics: Arc<Metrics>, control_plane: Router) -> Router {
 /// the device gateway's jobs engine (whose timers [`start`] already runs). Building its state
 /// touches the store (the dev code-signing certificate, interrupted OTA updates), so it runs off
 /// the async runtime.
-async fn control_plane(store: &Store, api: ApiConfig, jobs: &JobsHandle) -> anyhow::Result<Router> {
+async fn control_plane(
+    store: &Arc<dyn Backend>,
+    data_dir: &Path,
+    api: ApiConfig,
+    jobs: &JobsHandle,
+) -> anyhow::Result<Router> {
     let (store, jobs) = (store.clone(), jobs.clone());
-    let state = tokio::task::spawn_blocking(move || {
-        let pki_dir = store.pki_dir();
-        ApiState::with_jobs(Arc::new(store), &pki_dir, api, jobs)
-    })
-    .await?
-    .context("starting the control plane")?;
+    let pki_dir = data_dir.join(otastream_store::PKI_DIR);
+    let state =
+        tokio::task::spawn_blocking(move || ApiState::with_jobs(store, &pki_dir, api, jobs))
+            .await?
+            .context("starting the control plane")?;
     Ok(otastream_api::router(state))
+}
+
+/// The configured backend, opened (and, for PostgreSQL, migrated). A PostgreSQL or object-store
+/// failure is one line naming what was unreachable.
+fn open_backend(data_dir: &Path, storage: &Storage) -> anyhow::Result<Arc<dyn Backend>> {
+    Ok(match storage {
+        Storage::Embedded => Arc::new(
+            Store::open(data_dir)
+                .with_context(|| format!("opening data directory {}", data_dir.display()))?,
+        ),
+        Storage::Postgres(pg) => Arc::new(
+            otastream_store_pg::PgBackend::connect(pg)
+                .map_err(|e| anyhow::Error::msg(e.to_string()))?,
+        ),
+    })
+}
+
+/// The gateway's [`StreamSource`](otastream_gateway::StreamSource) over the shared backend.
+struct BackendStreams(Arc<dyn Backend>);
+
+impl otastream_gateway::StreamSource for BackendStreams {
+    fn file(
+        &self,
+        stream_id: &str,
+        file_id: u8,
+    ) -> Result<otastream_gateway::streams::FileLookup, otastream_gateway::streams::SourceError>
+    {
+        self.0.file(stream_id, file_id)
+    }
+
+    fn describe(
+        &self,
+        stream_id: &str,
+    ) -> Result<
+        Option<otastream_gateway::streams::StreamDescription>,
+        otastream_gateway::streams::SourceError,
+    > {
+        self.0.describe(stream_id)
+    }
 }

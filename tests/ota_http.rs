@@ -11,7 +11,16 @@ use sha2::{Digest, Sha256};
 
 #[test]
 fn an_update_over_http_downloads_the_signed_image_through_a_presigned_url() {
-    let ota = OtaServer::start();
+    http_update(&OtaServer::start());
+}
+
+/// The same update with metadata in PostgreSQL and the image in SeaweedFS.
+#[test]
+fn an_update_over_http_on_postgres_and_s3() {
+    http_update(&OtaServer::start_on_postgres());
+}
+
+fn http_update(ota: &OtaServer) {
     let (fw, signer_job) = ota.signed_firmware("fw/http.bin", 70 * 1024 + 5, 3);
     let one = ota.create_things("http", 1);
     let thing = &one[0];

@@ -20,7 +20,17 @@ use sha2::{Digest, Sha256};
 /// may repeat notify-next (the agent would restart from block 0).
 #[test]
 fn a_thing_group_updates_over_mqtt_with_the_self_test_round_trip() {
-    let ota = OtaServer::start();
+    group_update_over_mqtt(&OtaServer::start());
+}
+
+/// The same update with metadata in PostgreSQL and the image in SeaweedFS (blocks come from the
+/// node's local image cache).
+#[test]
+fn a_thing_group_updates_over_mqtt_on_postgres_and_s3() {
+    group_update_over_mqtt(&OtaServer::start_on_postgres());
+}
+
+fn group_update_over_mqtt(ota: &OtaServer) {
     let (fw, signer_job) = ota.signed_firmware("fw/app.bin", 300 * 1024 + 123, 1);
     let fleet = ota.create_things("mqtt", 3);
     let group = ota.create_group("fleet", &fleet);

@@ -32,7 +32,13 @@ pub struct Serve {
 impl Serve {
     /// Starts the server on `data`; the CLI's HOME (and scratch files) is `home`.
     pub fn start(data: &Path, home: &Path) -> Self {
-        let mut child = Command::new(BIN)
+        Self::start_on(data, home, None)
+    }
+
+    /// [`Serve::start`] with metadata and objects in `stack` (PostgreSQL + SeaweedFS) when given.
+    pub fn start_on(data: &Path, home: &Path, stack: Option<&otastream_testkit::Stack>) -> Self {
+        let mut command = Command::new(BIN);
+        command
             .args([
                 "serve",
                 "--http",
@@ -51,9 +57,20 @@ impl Serve {
                 SECRET,
                 "--data-dir",
             ])
-            .arg(data)
+            .arg(data);
+        if let Some(stack) = stack {
+            command.args(stack.serve_args()).envs(stack.serve_env());
+        }
+        // The server's log, appended across restarts, quoted when it does not come up.
+        let log_path = home.join("otastream-serve.log");
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .expect("server log");
+        let mut child = command
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("spawn otastream serve");
         let mut line = String::new();
@@ -63,7 +80,10 @@ impl Serve {
         let addr = |key: &str| -> String {
             line.split_whitespace()
                 .find_map(|kv| kv.strip_prefix(key))
-                .expect("ready line field")
+                .unwrap_or_else(|| {
+                    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                    panic!("otastream serve did not start: {log}")
+                })
                 .to_owned()
         };
         let mqtt = addr("mqtt=").parse().expect("mqtt address");

@@ -11,7 +11,7 @@ use otastream::server::{self, RunningServer, ServerConfig};
 use otastream_chunker::request::{self, GetStreamRequest};
 use otastream_chunker::{BlockSize, FileId, Format, response};
 use otastream_device::download::{Download, Ingest};
-use otastream_store::{NewStream, ObjectStore as _, PutMeta, StreamFile, StreamRepo as _};
+use otastream_store::{NewStream, PutMeta, StreamFile};
 use rumqttc::{
     AsyncClient, Event, EventLoop, Incoming, MqttOptions, NetworkOptions, Publish, QoS, SubAck,
     TlsConfiguration, Transport,

@@ -38,6 +38,8 @@ pub const UPDATED: AppVersion = AppVersion::new(0, 0, 2);
 pub struct OtaServer {
     rt: tokio::runtime::Runtime,
     server: Option<RunningServer>,
+    /// PostgreSQL and SeaweedFS when the server runs on them (stopped after the server).
+    pub stack: Option<otastream_testkit::Stack>,
     cli: Cli,
     /// PEM of the dev code-signing certificate (from `aws acm get-certificate`).
     pub cert_pem: String,
@@ -64,16 +66,24 @@ impl OtaServer {
     /// Starts the server with the CLI's credentials, then (through the CLI) creates the bucket
     /// with versioning and the signing profile over the dev ACM certificate.
     pub fn start() -> Self {
-        Self::start_with(None)
+        Self::start_with(None, None)
+    }
+
+    /// [`Self::start`] with metadata in PostgreSQL and object bytes in SeaweedFS (both started
+    /// for this server and stopped after it).
+    pub fn start_on_postgres() -> Self {
+        let stack = otastream_testkit::Stack::start()
+            .expect("PostgreSQL and SeaweedFS (.ci/run installs them)");
+        Self::start_with(None, Some(stack))
     }
 
     /// [`Self::start`] with presigned URLs on `public_url` and the CLI on the HTTPS port,
     /// verifying the server against the dev CA (`<data-dir>/pki/ca.pem`).
     pub fn start_https(public_url: &str) -> Self {
-        Self::start_with(Some(public_url))
+        Self::start_with(Some(public_url), None)
     }
 
-    fn start_with(https_public_url: Option<&str>) -> Self {
+    fn start_with(https_public_url: Option<&str>, stack: Option<otastream_testkit::Stack>) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -86,6 +96,9 @@ impl OtaServer {
         cfg.api.secret_access_key = api_cli::SECRET.into();
         if let Some(url) = https_public_url {
             cfg.api.public_base_url = otastream_api::public_base_url(url).expect("public URL");
+        }
+        if let Some(stack) = &stack {
+            cfg.storage = server::Storage::Postgres(pg_config(stack, &dir.path().join("pg-cache")));
         }
         let server = rt.block_on(server::start(cfg)).expect("server starts");
         let cli = match https_public_url {
@@ -116,6 +129,7 @@ impl OtaServer {
         Self {
             rt,
             server: Some(server),
+            stack,
             cli,
             cert_pem,
             _dir: dir,
@@ -296,6 +310,26 @@ impl OtaServer {
             "iot describe-job-execution --job-id {job_id} --thing-name {thing}"
         ))["execution"]
             .clone()
+    }
+}
+
+/// The backend configuration of `stack`, as `serve --database-url … --object-store s3://…
+/// --s3-endpoint …` builds it from its flags and environment.
+fn pg_config(
+    stack: &otastream_testkit::Stack,
+    cache: &std::path::Path,
+) -> otastream_store_pg::PgConfig {
+    otastream_store_pg::PgConfig {
+        database_url: stack.database_url.clone(),
+        objects: otastream_store_pg::S3Location {
+            bucket: otastream_testkit::STACK_BUCKET.to_owned(),
+            endpoint: Some(stack.s3.endpoint()),
+            region: "us-east-1".to_owned(),
+            access_key_id: stack.s3.access_key_id().to_owned(),
+            secret_access_key: stack.s3.secret_access_key().to_owned(),
+        },
+        cache_dir: cache.to_owned(),
+        pool_size: otastream_store_pg::DEFAULT_POOL_SIZE,
     }
 }
 

@@ -245,19 +245,39 @@ impl PgBackend {
         })
     }
 
-    /// Runs `future` on the backend's runtime and waits for it.
-    ///
-    /// # Panics
-    /// When called from inside an async task (as every blocking store call must not be).
-    fn block_on<F: Future>(&self, future: F) -> F::Output {
-        match &self.runtime {
-            Some(runtime) => runtime.block_on(future),
-            None => unreachable!("the runtime lives until drop"),
+    /// Runs `future` on the backend's runtime and waits for it, like any blocking store call.
+    /// Called from a thread of another tokio runtime (the gateway answers block requests in its
+    /// connection tasks), it first leaves that runtime: `block_in_place` on a multi-threaded one
+    /// (its other tasks move to other workers), a scoped thread on a current-thread one.
+    fn block_on<F>(&self, future: F) -> F::Output
+    where
+        F: Future + Send,
+        F::Output: Send,
+    {
+        let Some(runtime) = &self.runtime else {
+            unreachable!("the runtime lives until drop")
+        };
+        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Err(_) => runtime.block_on(future),
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+                tokio::task::block_in_place(|| runtime.block_on(future))
+            }
+            Ok(_) => {
+                std::thread::scope(
+                    |scope| match scope.spawn(|| runtime.block_on(future)).join() {
+                        Ok(output) => output,
+                        Err(panic) => std::panic::resume_unwind(panic),
+                    },
+                )
+            }
         }
     }
 
     /// Runs one storage call: its future on the runtime, its error mapped to a store error.
-    fn run<T>(&self, future: impl Future<Output = Result<T, BackendError>>) -> StoreResult<T> {
+    fn run<T: Send>(
+        &self,
+        future: impl Future<Output = Result<T, BackendError>> + Send,
+    ) -> StoreResult<T> {
         self.block_on(future).map_err(Into::into)
     }
 

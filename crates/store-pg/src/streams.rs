@@ -41,6 +41,13 @@ impl StreamImages {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Marks `id`'s cached image as checked now.
+    fn checked_now(&self, id: &str) {
+        if let Some(entry) = self.lock().0.get_mut(id) {
+            entry.1 = Instant::now();
+        }
+    }
+
     fn invalidate(&self, id: &str) {
         let mut entries = self.lock();
         entries.0.remove(id);
@@ -255,15 +262,14 @@ impl StreamRepo for PgBackend {
             }
             match self.run(self.stream_version(id)) {
                 Ok(Some(version)) if version == image.version => {
-                    let mut entries = self.stream_images.lock();
-                    if let Some(entry) = entries.0.get_mut(id) {
-                        entry.1 = Instant::now();
-                    }
+                    self.stream_images.checked_now(id);
                     return Ok(Some(image));
                 }
                 Ok(_) => self.stream_images.invalidate(id),
                 Err(e @ StoreError::Unavailable { .. }) => {
                     tracing::debug!(stream = id, error = %e, "serving the cached image while the database is unreachable");
+                    // Asked again in a second, not by every block request meanwhile.
+                    self.stream_images.checked_now(id);
                     return Ok(Some(image));
                 }
                 Err(e) => return Err(e),

@@ -9,6 +9,8 @@
 //! - `lib.rs`: [`Error`], free ports, the child-process guard shared by both components.
 //! - `postgres.rs`: [`Postgres`] (initdb as an unprivileged user, `postgres` on a free port).
 //! - `seaweedfs.rs`: [`SeaweedFs`] (`weed server -s3`, every port and port+10000 free).
+//! - `stack.rs`: [`Stack`], both with a database and a bucket, and the `otastream serve` flags
+//!   that select them.
 //!
 //! # Example
 //! ```no_run
@@ -22,6 +24,7 @@
 
 mod postgres;
 mod seaweedfs;
+mod stack;
 
 use std::fmt;
 use std::io::{Read, Write};
@@ -32,6 +35,7 @@ use std::time::{Duration, Instant};
 
 pub use postgres::Postgres;
 pub use seaweedfs::SeaweedFs;
+pub use stack::{STACK_BUCKET, STACK_DATABASE, Stack};
 
 /// Why a component could not be started or driven; the message names the component and the step.
 #[derive(Debug)]
