@@ -20,7 +20,7 @@ use otastream_device::{
 use serde_json::{Value, json};
 
 #[allow(unused_imports)] // not every test binary needs every helper
-pub use api_cli::{Cli, firmware, http_get, parse_response};
+pub use api_cli::{Cli, SECRET, firmware, http_get, parse_response};
 
 /// The bucket every test uploads to (created with versioning on first upload).
 pub const BUCKET: &str = "ota-bucket";
