@@ -93,7 +93,7 @@ impl OtaServer {
         let home = tempfile::tempdir().expect("home");
         let mut cfg = ServerConfig::ephemeral(dir.path());
         cfg.api.access_key_id = api_cli::AKID.into();
-        cfg.api.secret_access_key = api_cli::SECRET.into();
+        cfg.api.secret_access_key = SECRET.into();
         if let Some(url) = https_public_url {
             cfg.api.public_base_url = otastream_api::public_base_url(url).expect("public URL");
         }
