@@ -8,6 +8,8 @@
 #   ota    10,000 devices x 1 MiB full OTA jobs (AWS agent defaults: 10 s retry, n = $OTA_N)
 #   spread 19,000 devices x 256 KiB: past one process's open files, so loadgen spreads them over
 #          shard processes by itself, connecting from 4 loopback source addresses
+#   n1pg   n1 again against a second server on PostgreSQL + SeaweedFS (started for the run by
+#          otastream-stack, stopped after it): ratio to the first server's n1 in the same run
 #
 # Builds release, installs Mosquitto (Debian package) if missing, starts otastream with a temp
 # data dir and port 0, starts Mosquitto on a free loopback port with TCP_NODELAY, runs each
@@ -17,6 +19,7 @@
 # Usage: benches/fleet.sh [scenario...]        (default: idle n1 n32 half faults ota spread)
 # Env:   OUT=dir DEVICES=1000 IDLE_DEVICES=10000 SPREAD_DEVICES=19000 IMAGE=1MiB IMAGE32=8MiB
 #        OTA_N=1 LIMIT=300
+#        BACKEND=sqlite|postgres: the storage of the server every scenario but n1pg runs against
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,13 +31,16 @@ IMAGE=${IMAGE:-1MiB}
 IMAGE32=${IMAGE32:-8MiB}
 OTA_N=${OTA_N:-1}
 LIMIT=${LIMIT:-300}
+BACKEND=${BACKEND:-sqlite}
 OUT=${OUT:-$(mktemp -d /tmp/otastream-fleet.XXXXXX)}
 mkdir -p "$OUT"
 echo "fleet: results in $OUT"
 
-cargo build --release -p otastream -p otastream-loadgen
-SERVER=target/release/otastream
-LOADGEN=target/release/otastream-loadgen
+cargo build --release -p otastream -p otastream-loadgen -p otastream-testkit
+TARGET=${CARGO_TARGET_DIR:-target}
+SERVER=$TARGET/release/otastream
+LOADGEN=$TARGET/release/otastream-loadgen
+STACK=$TARGET/release/otastream-stack
 
 if ! command -v mosquitto >/dev/null; then
     apt-get install -y mosquitto >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y mosquitto >/dev/null; }
@@ -44,36 +50,67 @@ fi
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 PIDS=()
-cleanup() { # SIGTERM, then SIGKILL whatever has not stopped after 5 s
+STACK_FD=
+cleanup() { # SIGTERM, then SIGKILL whatever has not stopped after 5 s; then the stack
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     for _ in $(seq 1 50); do
         alive=0
         for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-        [ $alive = 0 ] && return
+        [ $alive = 0 ] && break
         sleep 0.1
     done
     for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+    # otastream-stack stops PostgreSQL and SeaweedFS (by PID) when its standard input closes.
+    if [ -n "$STACK_FD" ]; then
+        eval "exec $STACK_FD>&-"
+        for _ in $(seq 1 300); do kill -0 "$STACK_PID" 2>/dev/null || break; sleep 0.1; done
+    fi
 }
 trap cleanup EXIT
 
-"$SERVER" serve --data-dir "$OUT/data" --http 127.0.0.1:0 --https 127.0.0.1:0 --mqtt 127.0.0.1:0 --mqtts 127.0.0.1:0 \
-    >"$OUT/server.out" 2>"$OUT/server.log" &
-SERVER_PID=$!
-PIDS+=("$SERVER_PID")
-for _ in $(seq 1 300); do
-    grep -q '^otastream ready' "$OUT/server.out" 2>/dev/null && break
-    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$OUT/server.log"; exit 1; }
-    sleep 0.1
-done
-READY=$(grep '^otastream ready' "$OUT/server.out")
-HTTP=$(sed -E 's/.*http=([^ ]+).*/\1/' <<<"$READY")
-MQTT=$(sed -E 's/.*mqtt=([^ ]+).*/\1/' <<<"$READY")
-echo "fleet: $READY (pid $SERVER_PID)"
+start_stack() { # PostgreSQL + SeaweedFS for this run; sets STACK_* (not exported)
+    [ -n "$STACK_FD" ] && return
+    exec {STACK_FD}> >(exec "$STACK" >"$OUT/stack.env" 2>"$OUT/stack.log")
+    STACK_PID=$!
+    for _ in $(seq 1 600); do
+        grep -q '^STACK_READY=1' "$OUT/stack.env" 2>/dev/null && break
+        kill -0 "$STACK_PID" 2>/dev/null || { cat "$OUT/stack.log"; exit 1; }
+        sleep 0.1
+    done
+    # shellcheck disable=SC1091
+    . "$OUT/stack.env"
+    echo "fleet: PostgreSQL + SeaweedFS at $STACK_DATABASE_URL, $STACK_S3_ENDPOINT"
+}
+
+start_server() { # name backend: sets SERVER_PID HTTP MQTT READY
+    local name=$1 backend=$2 args=() envs=()
+    if [ "$backend" = postgres ]; then
+        start_stack
+        args=(--database-url "$STACK_DATABASE_URL" --object-store "$STACK_OBJECT_STORE" --s3-endpoint "$STACK_S3_ENDPOINT")
+        envs=(AWS_ACCESS_KEY_ID="$STACK_AWS_ACCESS_KEY_ID" AWS_SECRET_ACCESS_KEY="$STACK_AWS_SECRET_ACCESS_KEY" AWS_REGION="$STACK_AWS_REGION")
+    fi
+    env "${envs[@]}" "$SERVER" serve --data-dir "$OUT/data-$name" --http 127.0.0.1:0 --https 127.0.0.1:0 \
+        --mqtt 127.0.0.1:0 --mqtts 127.0.0.1:0 "${args[@]}" >"$OUT/server-$name.out" 2>"$OUT/server-$name.log" &
+    SERVER_PID=$!
+    PIDS+=("$SERVER_PID")
+    for _ in $(seq 1 300); do
+        grep -q '^otastream ready' "$OUT/server-$name.out" 2>/dev/null && break
+        kill -0 "$SERVER_PID" 2>/dev/null || { cat "$OUT/server-$name.log"; exit 1; }
+        sleep 0.1
+    done
+    READY=$(grep '^otastream ready' "$OUT/server-$name.out")
+    HTTP=$(sed -E 's/.*http=([^ ]+).*/\1/' <<<"$READY")
+    MQTT=$(sed -E 's/.*mqtt=([^ ]+).*/\1/' <<<"$READY")
+    echo "fleet: $name ($backend) $READY (pid $SERVER_PID)"
+}
+
+start_server main "$BACKEND"
+DATA_DIR=$OUT/data-main
 
 # The control plane creates the stream when it is mounted; otherwise loadgen writes it into the
 # server's data directory through the store.
 if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$HTTP/streams")" = 404 ]; then
-    SETUP=(--data-dir "$OUT/data")
+    SETUP=(--data-dir "$DATA_DIR")
 else
     SETUP=(--http "$HTTP")
 fi
@@ -124,6 +161,15 @@ for s in $SCENARIOS; do
         else
             echo "=== ota: skipped (loadgen has no --mode ota yet)"
         fi ;;
+    n1pg)
+        [ -f "$OUT/n1.json" ] || run n1 --devices "$DEVICES" --image-size "$IMAGE" --blocks-per-request 1
+        saved=("$SERVER_PID" "$HTTP" "$MQTT") saved_setup=("${SETUP[@]}")
+        start_server pg postgres
+        SETUP=(--http "$HTTP")
+        run n1pg --devices "$DEVICES" --image-size "$IMAGE" --blocks-per-request 1
+        python3 -c 'import json,sys; a=json.load(open(sys.argv[1]))["blocks_per_s"]; b=json.load(open(sys.argv[2]))["blocks_per_s"]; print(f"n1pg: PostgreSQL + SeaweedFS {b:.0f} blocks/s vs {a:.0f} ({sys.argv[3]}) = {b/a:.2f}x")' \
+            "$OUT/n1.json" "$OUT/n1pg.json" "$BACKEND" | tee "$OUT/n1pg-ratio.txt"
+        SERVER_PID=${saved[0]} HTTP=${saved[1]} MQTT=${saved[2]} SETUP=("${saved_setup[@]}") ;;
     spread) run spread --devices "$SPREAD_DEVICES" --image-size 256KiB --connect-rate 2000 \
             --source-addresses 4 ;;
     *) echo "unknown scenario $s" >&2; exit 2 ;;
