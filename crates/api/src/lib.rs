@@ -160,6 +160,8 @@ impl ApiState {
             jobs,
         };
         acm::ensure_dev_certificate(&state)?;
+        // Signing first: an interrupted OTA update may wait for an interrupted signing job.
+        signer_jobs::resume_interrupted(&state)?;
         ota::resume_interrupted(&state)?;
         Ok(state)
     }

@@ -126,6 +126,38 @@ pub(crate) fn run_job(state: &ApiState, id: &str) -> ApiResult<SigningJob> {
     Ok(job)
 }
 
+/// Runs [`run_job`] in the background.
+fn spawn_run(state: &ApiState, id: String) {
+    let worker = state.clone();
+    tokio::spawn(async move {
+        if let Err(e) = worker.blocking(move |s| run_job(s, &id)).await {
+            tracing::error!(error = %e.message, "signing job could not be recorded");
+        }
+    });
+}
+
+/// Signing jobs a restart interrupted (still `InProgress`) are run again: signing is repeatable
+/// (a signed copy written before the crash is only an older version of the destination key).
+/// Without an async runtime to run them on, they end `Failed` with the reason.
+pub(crate) fn resume_interrupted(state: &ApiState) -> Result<(), otastream_store::StoreError> {
+    let runtime = tokio::runtime::Handle::try_current().is_ok();
+    for mut job in state.store.list_signing_jobs()? {
+        if job.status != SigningStatus::InProgress {
+            continue;
+        }
+        if runtime {
+            tracing::info!(job = %job.id, "resuming a signing job interrupted by a restart");
+            spawn_run(state, job.id);
+        } else {
+            job.status = SigningStatus::Failed;
+            job.status_reason = Some("The server restarted while the job was signing".into());
+            job.completed_ms = Some(now_ms());
+            state.store.update_signing_job(&job)?;
+        }
+    }
+    Ok(())
+}
+
 /// The signed copy and its base64 DER signature, or the failure reason.
 fn sign_job(state: &ApiState, job: &SigningJob) -> Result<SignedObject, String> {
     if job.platform_id != "AmazonFreeRTOS-Default" {
@@ -186,12 +218,7 @@ pub(crate) fn load_job(state: &ApiState, id: &str) -> ApiResult<SigningJob> {
 pub(crate) async fn start_job(State(state): State<ApiState>, body: Bytes) -> ApiResult<Response> {
     let req: StartJob = parse_json(&body).map_err(|e| ApiError::validation(e.message))?;
     let id = state.blocking(move |s| create_job(s, &req)).await?;
-    let (worker, job_id) = (state.clone(), id.clone());
-    tokio::spawn(async move {
-        if let Err(e) = worker.blocking(move |s| run_job(s, &job_id)).await {
-            tracing::error!(error = %e.message, "signing job could not be recorded");
-        }
-    });
+    spawn_run(&state, id.clone());
     Ok(json_ok(
         json!({ "jobId": id, "jobOwner": state.config.account_id }),
     ))

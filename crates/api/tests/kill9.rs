@@ -1,8 +1,8 @@
 //! Durability: the control plane (`otastream-control-plane`, a separate process) is killed with
 //! SIGKILL right after a workflow's last acknowledged write; a new process on the same data
 //! directory must show every acknowledged object, stream, profile, signing job, OTA update,
-//! job and execution (the jobs engine restored from the store), and an OTA update whose
-//! creation was cut short is finished on restart.
+//! job and execution (the jobs engine restored from the store), and an OTA update and a signing
+//! job cut short are finished on restart.
 
 mod common;
 
@@ -135,6 +135,16 @@ fn acknowledged_writes_survive_sigkill() {
         pending.status = otastream_store::OtaUpdateStatus::CreatePending;
         (pending.job_id, pending.job_arn) = (None, None);
         store.create_ota_update(&pending).expect("write");
+        // And a signing job cut short after its 200: InProgress, nothing signed yet.
+        use otastream_store::SignerRepo;
+        let mut signing = store
+            .get_signing_job(&job_id)
+            .expect("read")
+            .expect("job stored");
+        signing.id = "cut-signing-job".into();
+        signing.status = otastream_store::SigningStatus::InProgress;
+        (signing.signed, signing.completed_ms) = (None, None);
+        store.create_signing_job(&signing).expect("write");
     }
 
     let (mut second, port) = spawn(data.path());
@@ -149,6 +159,16 @@ fn acknowledged_writes_survive_sigkill() {
         "{resumed}"
     );
     assert_eq!(resumed["otaUpdateInfo"]["awsIotJobId"], "AFR_OTA-u_cut");
+    let signed = cli.wait_for(
+        "resumed signing job",
+        || cli.cli("signer describe-signing-job --job-id cut-signing-job"),
+        |j| j["status"] != "InProgress",
+    );
+    assert_eq!(signed["status"], "Succeeded", "{signed}");
+    assert_eq!(
+        signed["signedObject"]["s3"]["key"], "signed/cut-signing-job",
+        "{signed}"
+    );
     cli.cli(&format!(
         "s3api get-object --bucket durable --key fw.bin --version-id {version} back.bin"
     ));
