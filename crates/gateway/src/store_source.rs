@@ -5,7 +5,7 @@
 //! after a stream's first request they cost a map lookup and two reference-count bumps; the
 //! store invalidates the cache on update and delete, and the next request sees the new version.
 
-use otastream_store::{Backend, Store, StreamRepo};
+use otastream_store::{Backend, PinnedFileProblem, Store, StreamRepo};
 
 use crate::streams::{FileLookup, SourceError, StreamDescription, StreamSource};
 
@@ -40,12 +40,18 @@ fn file_of(
             .map_err(|e| SourceError(e.to_string()))?;
         Ok(match image {
             None => FileLookup::StreamNotFound,
-            Some(image) => match image.file(file_id) {
-                Some(data) => FileLookup::Found {
+            Some(image) => match (image.file(file_id), image.problem(file_id)) {
+                (Some(data), _) => FileLookup::Found {
                     version: image.version,
                     data: data.clone(),
                 },
-                None => FileLookup::FileNotFound {
+                (None, Some(PinnedFileProblem::Changed)) => FileLookup::Changed {
+                    version: image.version,
+                },
+                (None, Some(PinnedFileProblem::Gone)) => FileLookup::Gone {
+                    version: image.version,
+                },
+                (None, None) => FileLookup::FileNotFound {
                     version: image.version,
                 },
             },
@@ -127,5 +133,59 @@ mod tests {
         let d = store.describe("s1").expect("describe").expect("exists");
         assert_eq!((d.version, d.files), (2, vec![(1, 10), (3, 3)]));
         assert_eq!(store.describe("nope"), Ok(None));
+    }
+
+    /// Issue 16's mixed image: a stream on a key of an unversioned bucket, the key overwritten.
+    /// The stream keeps its version, and its file answers "changed" (ETagMismatch), never the
+    /// new bytes; a deleted pinned version answers "gone" (ResourceNotFound).
+    #[test]
+    fn overwritten_or_deleted_pinned_bytes_are_never_served() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        store.create_bucket("fw").expect("bucket");
+        for key in ["a.bin", "b.bin"] {
+            store
+                .put_object("fw", key, b"image A", PutMeta::default())
+                .expect("put");
+        }
+        let file = |id: u8, key: &str| StreamFile {
+            file_id: id,
+            bucket: "fw".into(),
+            key: key.into(),
+            version_id: None,
+        };
+        store
+            .create_stream(&NewStream {
+                id: "s".into(),
+                description: None,
+                role_arn: None,
+                files: vec![file(0, "a.bin"), file(1, "b.bin")],
+            })
+            .expect("stream");
+        assert!(matches!(
+            store.file("s", 0),
+            Ok(FileLookup::Found { version: 1, .. })
+        ));
+
+        store
+            .put_object("fw", "a.bin", b"image B!", PutMeta::default())
+            .expect("overwrite");
+        assert_eq!(store.file("s", 0), Ok(FileLookup::Changed { version: 1 }));
+        store.delete_object("fw", "b.bin", None).expect("delete");
+        assert_eq!(store.file("s", 1), Ok(FileLookup::Gone { version: 1 }));
+
+        // After a restart (a fresh cache) the same answers: the check is by content.
+        drop(store);
+        let store = Store::open(dir.path()).expect("reopen");
+        assert_eq!(store.file("s", 0), Ok(FileLookup::Changed { version: 1 }));
+        assert_eq!(store.file("s", 1), Ok(FileLookup::Gone { version: 1 }));
+        // Writing the same bytes back makes the pinned file whole again.
+        store
+            .put_object("fw", "a.bin", b"image A", PutMeta::default())
+            .expect("restore");
+        let Ok(FileLookup::Found { data, .. }) = store.file("s", 0) else {
+            panic!("restored bytes are served")
+        };
+        assert_eq!(&data[..], b"image A");
     }
 }

@@ -28,6 +28,17 @@ pub enum FileLookup {
         /// Current stream version.
         version: u64,
     },
+    /// The stream has the file, but the object bytes it pinned changed (an overwrite in an
+    /// unversioned bucket): answered `ETagMismatch`, never blocks of other bytes.
+    Changed {
+        /// Current stream version.
+        version: u64,
+    },
+    /// The stream has the file, but the object version it pinned was deleted: `ResourceNotFound`.
+    Gone {
+        /// Current stream version.
+        version: u64,
+    },
     /// The file's bytes (cheap to clone: a reference-counted view of the image).
     Found {
         /// Current stream version.
@@ -138,8 +149,10 @@ fn serve_get(
                 "stream not found",
             ));
         }
-        FileLookup::FileNotFound { version } => (version, None),
-        FileLookup::Found { version, data } => (version, Some(data)),
+        FileLookup::FileNotFound { version } => (version, Err("file not found in stream")),
+        FileLookup::Gone { version } => (version, Err("the file's object version was deleted")),
+        FileLookup::Changed { version } => (version, Ok(None)),
+        FileLookup::Found { version, data } => (version, Ok(Some(data))),
     };
     if req.stream_version.is_some_and(|s| s != version) {
         return Err(Reject::new(
@@ -147,10 +160,12 @@ fn serve_get(
             "stream version does not match",
         ));
     }
-    let data = data.ok_or(Reject::new(
-        RejectCode::ResourceNotFound,
-        "file not found in stream",
-    ))?;
+    let data = data
+        .map_err(|message| Reject::new(RejectCode::ResourceNotFound, message))?
+        .ok_or(Reject::new(
+            RejectCode::ETagMismatch,
+            "the file's object changed since the stream pinned it",
+        ))?;
     let layout = FileLayout::new(data.len() as u64, req.block_size);
     let blocks = select::select_blocks(req, &layout)?;
 

@@ -504,13 +504,15 @@ impl otastream_store::ObjectStore for PgBackend {
         data: &[u8],
         meta: PutMeta,
     ) -> StoreResult<ObjectInfo> {
-        self.run(async {
+        let info = self.run(async {
             let client = self.pool.get().await?;
             versioning_of(&client, bucket, false).await?;
             drop(client);
             self.commit_put(bucket, key, Bytes::copy_from_slice(data), &meta)
                 .await
-        })
+        })?;
+        self.stream_images.forget_object(bucket, key);
+        Ok(info)
     }
 
     fn put_object_from_file(
@@ -530,12 +532,14 @@ impl otastream_store::ObjectStore for PgBackend {
         let data = std::fs::read(staged);
         let _ = std::fs::remove_file(staged);
         let data = Bytes::from(data?);
-        self.run(async {
+        let info = self.run(async {
             let client = self.pool.get().await?;
             versioning_of(&client, bucket, false).await?;
             drop(client);
             self.commit_put(bucket, key, data, &meta).await
-        })
+        })?;
+        self.stream_images.forget_object(bucket, key);
+        Ok(info)
     }
 
     fn get_object(
@@ -622,6 +626,7 @@ impl otastream_store::ObjectStore for PgBackend {
             self.forget_blobs(removed.and_then(|r| r.blob)).await;
             Ok(outcome)
         })
+        .inspect(|_| self.stream_images.forget_object(bucket, key))
     }
 
     fn list_objects(
@@ -700,7 +705,9 @@ impl otastream_store::ObjectStore for PgBackend {
         upload_id: &str,
         parts: &[(u32, String)],
     ) -> StoreResult<ObjectInfo> {
-        self.complete_upload(upload_id, parts)
+        let info = self.complete_upload(upload_id, parts)?;
+        self.stream_images.forget_object(&info.bucket, &info.key);
+        Ok(info)
     }
 
     fn abort_multipart(&self, upload_id: &str) -> StoreResult<()> {

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use deadpool_postgres::GenericClient;
 use deadpool_postgres::tokio_postgres::Row;
 use otastream_store::{
-    Kind, NewStream, StoreError, StoreResult, StreamFile, StreamFileRecord, StreamImage,
-    StreamRecord, StreamRepo, StreamUpdate,
+    Kind, NewStream, PinnedFileProblem, StoreError, StoreResult, StreamFile, StreamFileRecord,
+    StreamImage, StreamRecord, StreamRepo, StreamUpdate,
 };
 
 use crate::documents::{from_json, to_json};
@@ -46,6 +46,15 @@ impl StreamImages {
         if let Some(entry) = self.lock().0.get_mut(id) {
             entry.1 = Instant::now();
         }
+    }
+
+    /// Drops the images with a file from `bucket`/`key` (after a write to it on this node).
+    pub(crate) fn forget_object(&self, bucket: &str, key: &str) {
+        let mut entries = self.lock();
+        entries
+            .0
+            .retain(|_, (image, _)| !image.uses_object(bucket, key));
+        entries.1 += 1;
     }
 
     fn invalidate(&self, id: &str) {
@@ -117,12 +126,20 @@ impl PgBackend {
         let Some(record) = find_stream(&client, id, false).await? else {
             return Ok(None);
         };
-        let mut rows = Vec::with_capacity(record.files.len());
+        let (mut rows, mut unavailable) = (Vec::new(), Vec::new());
         for f in &record.files {
-            rows.push((
-                f.file_id,
-                live_version(&client, &f.bucket, &f.key, Some(&f.version_id)).await?,
-            ));
+            let row = match live_version(&client, &f.bucket, &f.key, Some(&f.version_id)).await {
+                Ok(row) => Some(row),
+                Err(BackendError::Store(StoreError::NotFound { .. })) => None,
+                Err(e) => return Err(e),
+            };
+            let etag = row.as_ref().map(|r| r.info.etag.as_str());
+            match (PinnedFileProblem::of(&f.etag, etag), row) {
+                (None, Some(row)) => rows.push((f.file_id, row)),
+                (problem, _) => {
+                    unavailable.push((f.file_id, problem.unwrap_or(PinnedFileProblem::Gone)));
+                }
+            }
         }
         drop(client);
         let mut files = Vec::with_capacity(rows.len());
@@ -133,6 +150,12 @@ impl PgBackend {
             id: record.id,
             version: record.version,
             files,
+            unavailable,
+            objects: record
+                .files
+                .iter()
+                .map(|f| (f.bucket.clone(), f.key.clone()))
+                .collect(),
         }))
     }
 

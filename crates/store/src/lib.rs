@@ -93,7 +93,8 @@ pub use records::{
 };
 pub use rules::{MAX_PART_NUMBER, MIN_PART_SIZE};
 pub use stream_types::{
-    NewStream, StreamFile, StreamFileRecord, StreamImage, StreamRecord, StreamUpdate,
+    NewStream, PinnedFileProblem, StreamFile, StreamFileRecord, StreamImage, StreamRecord,
+    StreamUpdate,
 };
 
 /// Sub-directory of the data directory holding the dev PKI (`otastream_pki::DevPki::load_or_create`).

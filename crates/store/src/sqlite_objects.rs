@@ -48,7 +48,9 @@ impl ObjectStore for Store {
         data: &[u8],
         meta: PutMeta,
     ) -> StoreResult<ObjectInfo> {
-        self.do_put_object(bucket, key, data, meta)
+        let info = self.do_put_object(bucket, key, data, meta)?;
+        self.forget_images_of(bucket, key);
+        Ok(info)
     }
 
     fn put_object_from_file(
@@ -58,7 +60,9 @@ impl ObjectStore for Store {
         staged: &Path,
         meta: PutMeta,
     ) -> StoreResult<ObjectInfo> {
-        self.do_put_object_from_file(bucket, key, staged, meta)
+        let info = self.do_put_object_from_file(bucket, key, staged, meta)?;
+        self.forget_images_of(bucket, key);
+        Ok(info)
     }
 
     fn get_object(
@@ -101,7 +105,9 @@ impl ObjectStore for Store {
         key: &str,
         version_id: Option<&str>,
     ) -> StoreResult<DeleteOutcome> {
-        self.do_delete_object(bucket, key, version_id)
+        let outcome = self.do_delete_object(bucket, key, version_id)?;
+        self.forget_images_of(bucket, key);
+        Ok(outcome)
     }
 
     fn list_objects(
@@ -131,7 +137,9 @@ impl ObjectStore for Store {
         upload_id: &str,
         parts: &[(u32, String)],
     ) -> StoreResult<ObjectInfo> {
-        self.do_complete_multipart(upload_id, parts)
+        let info = self.do_complete_multipart(upload_id, parts)?;
+        self.forget_images_of(&info.bucket, &info.key);
+        Ok(info)
     }
 
     fn abort_multipart(&self, upload_id: &str) -> StoreResult<()> {

@@ -77,6 +77,28 @@ pub struct StreamFileRecord {
     pub etag: String,
 }
 
+/// Why a stream file's pinned bytes cannot be served any more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinnedFileProblem {
+    /// The pinned object version now holds other bytes (its ETag changed: an overwrite in an
+    /// unversioned bucket). Devices get `ETagMismatch`, never a mix of old and new blocks.
+    Changed,
+    /// The pinned object version was deleted. Devices get `ResourceNotFound`.
+    Gone,
+}
+
+impl PinnedFileProblem {
+    /// The one rule of both backends: the pinned file's state from the object version found now
+    /// (`None`: not there, or a delete marker) and the ETag recorded when the stream pinned it.
+    pub fn of(pinned_etag: &str, current_etag: Option<&str>) -> Option<Self> {
+        match current_etag {
+            None => Some(Self::Gone),
+            Some(etag) if etag != pinned_etag => Some(Self::Changed),
+            Some(_) => None,
+        }
+    }
+}
+
 /// The bytes of one stream version, ready to be sliced into blocks.
 pub struct StreamImage {
     /// Stream id.
@@ -85,16 +107,32 @@ pub struct StreamImage {
     pub version: u64,
     /// `(file id, bytes)` sorted by file id; each `Bytes` is a memory map of the object version.
     pub files: Vec<(u8, Bytes)>,
+    /// Files whose pinned bytes are no longer what the stream recorded, sorted by file id.
+    pub unavailable: Vec<(u8, PinnedFileProblem)>,
+    /// `(bucket, key)` of every file: a write to one of these objects drops the cached image.
+    pub objects: Vec<(String, String)>,
 }
 
 impl StreamImage {
-    /// The bytes of file `id`, if the stream has it.
+    /// The bytes of file `id`, if the stream has it and its pinned bytes are intact.
     pub fn file(&self, id: u8) -> Option<&Bytes> {
         let index = self
             .files
             .binary_search_by_key(&id, |(file_id, _)| *file_id)
             .ok()?;
         Some(&self.files[index].1)
+    }
+
+    /// Why file `id` cannot be served, if the stream has it but its pinned bytes changed or went.
+    pub fn problem(&self, id: u8) -> Option<PinnedFileProblem> {
+        self.unavailable
+            .iter()
+            .find_map(|(file_id, problem)| (*file_id == id).then_some(*problem))
+    }
+
+    /// True when one of the image's files comes from `bucket`/`key`.
+    pub fn uses_object(&self, bucket: &str, key: &str) -> bool {
+        self.objects.iter().any(|(b, k)| b == bucket && k == key)
     }
 }
 

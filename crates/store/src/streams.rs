@@ -12,8 +12,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use crate::db::{self, json_column, now_ms, to_i64, to_u64};
 use crate::versions::live_version;
 use crate::{
-    Kind, NewStream, Store, StoreError, StreamFile, StreamFileRecord, StreamImage, StreamRecord,
-    StreamUpdate,
+    Kind, NewStream, PinnedFileProblem, Store, StoreError, StreamFile, StreamFileRecord,
+    StreamImage, StreamRecord, StreamUpdate,
 };
 
 fn no_such_stream(id: &str) -> StoreError {
@@ -167,6 +167,13 @@ impl Store {
     /// The bytes of the stream's current version, memory-mapped once and cached until the stream is
     /// updated or deleted. `Ok(None)` when the stream does not exist; `NotFound` when a pinned object
     /// version has been deleted since.
+    /// Drops the cached images with a file from `bucket`/`key` (after a write to it commits): the
+    /// next request checks the pinned version's ETag again.
+    pub(crate) fn forget_images_of(&self, bucket: &str, key: &str) {
+        self.images()
+            .retain(|_, image| !image.uses_object(bucket, key));
+    }
+
     pub(crate) fn do_stream_image(&self, id: &str) -> Result<Option<Arc<StreamImage>>, StoreError> {
         // The cache lock is held while building, and writers drop entries only after committing, so a
         // stale image can never be inserted after its invalidation.
@@ -179,15 +186,31 @@ impl Store {
             let Some(record) = find_stream(&conn, id)? else {
                 return Ok(None);
             };
-            let mut files = Vec::with_capacity(record.files.len());
+            let (mut files, mut unavailable) = (Vec::new(), Vec::new());
             for f in &record.files {
-                let version = live_version(&conn, &f.bucket, &f.key, Some(&f.version_id))?;
-                files.push((f.file_id, self.map_version(&version)?));
+                let version = match live_version(&conn, &f.bucket, &f.key, Some(&f.version_id)) {
+                    Ok(version) => Some(version),
+                    Err(StoreError::NotFound { .. }) => None,
+                    Err(e) => return Err(e),
+                };
+                let etag = version.as_ref().map(|v| v.info.etag.as_str());
+                match (PinnedFileProblem::of(&f.etag, etag), version) {
+                    (None, Some(version)) => files.push((f.file_id, self.map_version(&version)?)),
+                    (problem, _) => {
+                        unavailable.push((f.file_id, problem.unwrap_or(PinnedFileProblem::Gone)));
+                    }
+                }
             }
             Arc::new(StreamImage {
                 id: record.id,
                 version: record.version,
                 files,
+                unavailable,
+                objects: record
+                    .files
+                    .iter()
+                    .map(|f| (f.bucket.clone(), f.key.clone()))
+                    .collect(),
             })
         };
         images.insert(id.to_owned(), Arc::clone(&image));

@@ -241,11 +241,15 @@ fn image_cache_follows_update_and_delete_and_pins_versions() {
         .update_stream("s", &StreamUpdate::default())
         .map(|_| ())
         .unwrap();
-    let gone = store.stream_image("s").unwrap_err();
+    let image = store.stream_image("s").unwrap().unwrap();
+    assert!(
+        image.file(0).is_none(),
+        "a deleted pinned version serves nothing"
+    );
     assert_eq!(
-        code_of(&gone),
-        "NotFound(ObjectVersion)",
-        "a deleted pinned version is reported: {gone}"
+        image.problem(0),
+        Some(otastream_store::PinnedFileProblem::Gone),
+        "a deleted pinned version is reported: {image:?}"
     );
 
     store.delete_stream("s").unwrap();
