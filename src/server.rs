@@ -44,7 +44,9 @@ pub struct ServerConfig {
     /// Gateway tunables.
     pub gateway: GatewayConfig,
     /// Control-plane settings (credentials, region, account id). An empty `public_base_url`
-    /// (`--public-url`) is replaced by `http://<bound HTTP address>` once the listener is bound.
+    /// (`--public-url`) is replaced by `http://<bound HTTP address>` once the listener is bound,
+    /// an empty `public_host` (`--public-host`, what `DescribeEndpoint` answers) by the bound
+    /// MQTTS address's IP.
     pub api: ApiConfig,
 }
 
@@ -61,6 +63,7 @@ impl ServerConfig {
             gateway: GatewayConfig::default(),
             api: ApiConfig {
                 public_base_url: String::new(),
+                public_host: String::new(),
                 ..ApiConfig::default()
             },
         }
@@ -170,6 +173,9 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
     let mut api = cfg.api.clone();
     if api.public_base_url.is_empty() {
         api.public_base_url = format!("http://{http_addr}");
+    }
+    if api.public_host.is_empty() {
+        api.public_host = mqtts_addr.ip().to_string();
     }
     let router = metrics_router(metrics, control_plane(&store, api, &jobs).await?);
     let (timers, stop) = (

@@ -19,6 +19,9 @@ pub const AKID: &str = "AKIACONTROLPLANETEST1";
 /// Secret for [`AKID`].
 pub const SECRET: &str = "control-plane-test-secret";
 
+/// The `otastream` binary under test.
+pub const OTASTREAM: &str = BIN;
+
 /// A running `otastream serve` process (killed with SIGKILL when dropped).
 pub struct Serve {
     child: Child,
@@ -32,6 +35,11 @@ pub struct Serve {
 impl Serve {
     /// Starts the server on `data`; the CLI's HOME (and scratch files) is `home`.
     pub fn start(data: &Path, home: &Path) -> Self {
+        Self::start_with(data, home, &[])
+    }
+
+    /// [`Serve::start`] with extra `serve` arguments (`--public-host`, ...).
+    pub fn start_with(data: &Path, home: &Path, extra: &[&str]) -> Self {
         let mut child = Command::new(BIN)
             .args([
                 "serve",
@@ -52,6 +60,7 @@ impl Serve {
                 "--data-dir",
             ])
             .arg(data)
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

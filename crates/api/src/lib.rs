@@ -19,6 +19,9 @@
 //! - [`jobs_hub`]: [`jobs_hub::JobsHandle`], the driver of the shared `otastream-jobs` engine
 //!   (persist, then publish through an [`jobs_hub::ActionSink`]).
 //! - `presign`: SigV4 presigned S3 GETs for `${aws:iot:s3-presigned-url:…}` (HTTP OTA).
+//! - `iot_certificates` (device certificates, `DescribeEndpoint`), `iot_ca` (CA certificates,
+//!   registration code), `iot_policies` (policies, versions, attachments), `iot_principals`
+//!   (thing principals): AWS IoT device identity over [`otastream_store::IdentityRepo`].
 //! - `iot_things`, `iot_streams`, `acm`, `signer` (+ `signer_jobs`), `ota` (+ `ota_doc`, `ota_files`),
 //!   `jobs`, `jobs_data`:
 //!   one module per AWS API group.
@@ -31,6 +34,10 @@ pub mod jobs_hub;
 pub mod sigv4;
 
 mod acm;
+mod iot_ca;
+mod iot_certificates;
+mod iot_policies;
+mod iot_principals;
 mod iot_streams;
 mod iot_things;
 mod jobs;
@@ -61,6 +68,7 @@ use crate::error::{ApiError, ApiResult};
 pub(crate) fn found<T>(record: Option<T>, what: &str, id: &str) -> ApiResult<T> {
     record.ok_or_else(|| ApiError::not_found(format!("{what} {id} does not exist")))
 }
+pub use crate::iot_certificates::register_dev_certificate;
 use crate::jobs_hub::JobsHandle;
 pub use crate::presign::public_base_url;
 
@@ -83,6 +91,9 @@ pub struct ApiConfig {
     /// Base URL devices reach S3 at, put into presigned URLs (`--public-url`, normalised by
     /// [`public_base_url`]), e.g. `http://127.0.0.1:8080` or `https://ota.example`.
     pub public_base_url: String,
+    /// Host name `DescribeEndpoint` answers for every endpoint type (`--public-host`; the server
+    /// puts its bound address there when none is given).
+    pub public_host: String,
 }
 
 impl Default for ApiConfig {
@@ -93,6 +104,7 @@ impl Default for ApiConfig {
             access_key_id: DEV_ACCESS_KEY_ID.into(),
             secret_access_key: DEV_SECRET_ACCESS_KEY.into(),
             public_base_url: "http://127.0.0.1:8080".into(),
+            public_host: "127.0.0.1".into(),
         }
     }
 }
@@ -104,6 +116,7 @@ impl std::fmt::Debug for ApiConfig {
             .field("account_id", &self.account_id)
             .field("access_key_id", &self.access_key_id)
             .field("public_base_url", &self.public_base_url)
+            .field("public_host", &self.public_host)
             .finish_non_exhaustive()
     }
 }
