@@ -134,12 +134,8 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
         Ok((store, pki))
     })
     .await??;
-    let tls = otastream_gateway::tls::server_config(
-        &pki.ca_cert_pem,
-        &pki.server_cert_pem,
-        &pki.server_key_pem,
-    )
-    .context("TLS configuration")?;
+    let tls = otastream_gateway::tls::server_config(&pki.server_cert_pem, &pki.server_key_pem)
+        .context("TLS configuration")?;
     let https_tls = http_listener::tls_acceptor(&pki.server_cert_pem, &pki.server_key_pem)
         .context("HTTPS TLS configuration")?;
 
@@ -177,7 +173,10 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
     if api.public_host.is_empty() {
         api.public_host = mqtts_addr.ip().to_string();
     }
-    let router = metrics_router(metrics, control_plane(&store, api, &jobs).await?);
+    let router = metrics_router(
+        metrics,
+        control_plane(&store, api, &jobs, gateway.downgrade()).await?,
+    );
     let (timers, stop) = (
         jobs.clone().run_timers(store.clone()),
         stopped(watch_rx.clone()),
@@ -197,7 +196,11 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
     let (gw, stop) = (gateway.clone(), stopped(watch_rx.clone()));
     tasks.spawn(async move { gw.serve_tcp(mqtt, stop).await });
     let (gw, stop) = (gateway.clone(), stopped(watch_rx));
-    tasks.spawn(async move { gw.serve_tls(mqtts, tls, stop).await });
+    let trust = Arc::new(
+        otastream_gateway::StoreTrust::new(Arc::new(store.clone()), &pki.ca_cert_pem)
+            .context("the dev CA certificate")?,
+    );
+    tasks.spawn(async move { gw.serve_tls(mqtts, tls, trust, stop).await });
 
     Ok(RunningServer {
         http_addr,
@@ -252,7 +255,12 @@ fn metrics_router(metrics: Arc<Metrics>, control_plane: Router) -> Router {
 /// the device gateway's jobs engine (whose timers [`start`] already runs). Building its state
 /// touches the store (the dev code-signing certificate, interrupted OTA updates), so it runs off
 /// the async runtime.
-async fn control_plane(store: &Store, api: ApiConfig, jobs: &JobsHandle) -> anyhow::Result<Router> {
+async fn control_plane(
+    store: &Store,
+    api: ApiConfig,
+    jobs: &JobsHandle,
+    gateway: otastream_gateway::WeakGateway,
+) -> anyhow::Result<Router> {
     let (store, jobs) = (store.clone(), jobs.clone());
     let state = tokio::task::spawn_blocking(move || {
         let pki_dir = store.pki_dir();
@@ -260,5 +268,10 @@ async fn control_plane(store: &Store, api: ApiConfig, jobs: &JobsHandle) -> anyh
     })
     .await?
     .context("starting the control plane")?;
+    state.set_disconnect_hook(Box::new(move |thing| {
+        if let Some(gateway) = gateway.upgrade() {
+            gateway.disconnect(thing);
+        }
+    }));
     Ok(otastream_api::router(state))
 }

@@ -29,6 +29,8 @@ pub struct Serve {
     pub endpoint: String,
     /// The plain MQTT listener.
     pub mqtt: SocketAddr,
+    /// The MQTT over TLS listener.
+    pub mqtts: SocketAddr,
     home: PathBuf,
 }
 
@@ -76,9 +78,11 @@ impl Serve {
                 .to_owned()
         };
         let mqtt = addr("mqtt=").parse().expect("mqtt address");
+        let mqtts = addr("mqtts=").parse().expect("mqtts address");
         Self {
             endpoint: format!("http://{}", addr("http=")),
             mqtt,
+            mqtts,
             child,
             home: home.to_path_buf(),
         }

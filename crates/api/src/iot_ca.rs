@@ -240,6 +240,13 @@ async fn update_ca_certificate(
             ca.customer_version += 1;
             ca.generation_id = uuid::Uuid::new_v4().to_string();
             s.store.update_ca_certificate(&ca)?;
+            if ca.status == CaCertificateStatus::Inactive {
+                for cert in s.store.list_device_certificates()? {
+                    if cert.ca_certificate_id.as_deref() == Some(ca.id.as_str()) {
+                        s.disconnect_principal(&cert.arn)?;
+                    }
+                }
+            }
             Ok(())
         })
         .await?;

@@ -297,6 +297,9 @@ async fn update_certificate(
             cert.customer_version += 1;
             cert.generation_id = uuid::Uuid::new_v4().to_string();
             s.store.update_device_certificate(&cert)?;
+            if new_status != CertificateStatus::Active {
+                s.disconnect_principal(&cert.arn)?;
+            }
             Ok(())
         })
         .await?;

@@ -142,7 +142,13 @@ pub struct ApiState {
     pub config: Arc<ApiConfig>,
     /// The jobs engine (shared with the device gateway by the server wiring).
     pub jobs: JobsHandle,
+    /// Closes the live device connections of a thing (set once by the server wiring; until then a
+    /// status change closes nothing).
+    disconnect: Arc<std::sync::OnceLock<DisconnectHook>>,
 }
+
+/// What [`ApiState::set_disconnect_hook`] installs: closes the connections acting for a thing.
+pub type DisconnectHook = Box<dyn Fn(&str) + Send + Sync>;
 
 impl ApiState {
     /// Builds the state and makes sure the dev code-signing certificate exists in ACM
@@ -170,6 +176,7 @@ impl ApiState {
             pki_dir: pki_dir.to_path_buf(),
             config: Arc::new(config),
             jobs,
+            disconnect: Arc::default(),
         };
         acm::ensure_dev_certificate(&state)?;
         ota::resume_interrupted(&state)?;
@@ -179,6 +186,23 @@ impl ApiState {
     /// The ARN of the dev code-signing certificate created by [`ApiState::new`].
     pub fn dev_certificate_arn(&self) -> Result<Option<String>, StoreError> {
         acm::dev_certificate_arn(self)
+    }
+
+    /// Installs the hook that closes a thing's live connections when one of its certificates stops
+    /// being usable (UpdateCertificate away from `ACTIVE`, UpdateCACertificate to `INACTIVE`). Only
+    /// the first call has an effect.
+    pub fn set_disconnect_hook(&self, hook: DisconnectHook) {
+        let _ = self.disconnect.set(hook);
+    }
+
+    /// Closes the live connections of every thing `certificate_arn` is attached to.
+    pub(crate) fn disconnect_principal(&self, certificate_arn: &str) -> ApiResult<()> {
+        if let Some(hook) = self.disconnect.get() {
+            for thing in self.store.principal_things(certificate_arn)? {
+                hook(&thing);
+            }
+        }
+        Ok(())
     }
 
     /// Runs blocking store work off the async runtime.
