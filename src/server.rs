@@ -197,8 +197,13 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
     tasks.spawn(async move { gw.serve_tcp(mqtt, stop).await });
     let (gw, stop) = (gateway.clone(), stopped(watch_rx));
     let trust = Arc::new(
-        otastream_gateway::StoreTrust::new(Arc::new(store.clone()), &pki.ca_cert_pem)
-            .context("the dev CA certificate")?,
+        otastream_gateway::StoreTrust::new(
+            Arc::new(store.clone()),
+            &pki.ca_cert_pem,
+            &cfg.api.region,
+            &cfg.api.account_id,
+        )
+        .context("the dev CA certificate")?,
     );
     tasks.spawn(async move { gw.serve_tls(mqtts, tls, trust, stop).await });
 

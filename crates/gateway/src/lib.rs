@@ -14,6 +14,8 @@
 //!   `session/connect_check.rs` checks a CONNECT's bytes before decoding, [`session::Limits`] holds
 //!   AWS's per-session limits.
 //! - [`policy`]: the per-thing topic policy and reserved-filter matching.
+//! - [`authorize`]: AWS IoT policies of a registered certificate ([`authorize::Authorizer`]),
+//!   asked by the session on CONNECT, PUBLISH, SUBSCRIBE and delivery.
 //! - [`streams`]: the sans-IO streams service, [`handle_stream_request`], over a [`StreamSource`].
 //! - [`reserved`]: dispatch of reserved topics to [`ReservedTopicHandler`]s: [`StreamsHandler`]
 //!   and [`JobsTopics`] (hands `$aws/things/<T>/jobs/...` to a [`JobsDriver`], which answers
@@ -35,6 +37,7 @@
 //! image → [`Outbound`] → one vectored write from the connection's own task. No broker hop, no
 //! payload copy, no hand-off between tasks.
 
+pub mod authorize;
 pub mod broker;
 mod conn;
 pub mod listener;

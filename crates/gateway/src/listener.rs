@@ -147,8 +147,18 @@ impl Gateway {
                     .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
                 let decision = tokio::task::spawn_blocking(move || trust.check(&der, now)).await;
                 match decision {
-                    Ok(TrustDecision::Accept { thing }) => {
-                        conn::run(shared, stream, Identity::Certificate(thing), "mqtts").await;
+                    Ok(TrustDecision::Accept {
+                        thing,
+                        authorization,
+                    }) => {
+                        let identity = match authorization {
+                            Some(authorization) => Identity::Registered {
+                                thing,
+                                authorization,
+                            },
+                            None => Identity::Certificate(thing),
+                        };
+                        conn::run(shared, stream, identity, "mqtts").await;
                     }
                     Ok(TrustDecision::Refuse(why)) => {
                         tracing::info!(%why, "client certificate refused");

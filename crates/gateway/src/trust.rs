@@ -4,8 +4,11 @@
 
 use std::sync::Arc;
 
+use otastream_iot_policy::{Policy, ResourceArns};
 use otastream_pki::Certificate;
-use otastream_store::{Backend, CaCertificateStatus, CertificateStatus};
+use otastream_store::{Backend, CaCertificateStatus, CertificateStatus, DeviceCertificate};
+
+use crate::authorize::Authorization;
 
 /// The outcome of [`DeviceTrust::check`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +17,9 @@ pub enum TrustDecision {
     Accept {
         /// The thing name the session is keyed by.
         thing: String,
+        /// For a registered certificate, what its policies grant (None: the fixed rule of
+        /// [`crate::policy`]).
+        authorization: Option<Arc<Authorization>>,
     },
     /// The connection is closed; the reason goes to the log.
     Refuse(String),
@@ -34,17 +40,65 @@ pub trait DeviceTrust: Send + Sync {
 pub struct StoreTrust {
     store: Arc<dyn Backend>,
     dev_ca: Certificate,
+    arns: ResourceArns,
 }
 
 impl StoreTrust {
-    /// Trust over `store`, with `dev_ca_pem` as the dev CA.
+    /// Trust over `store`, with `dev_ca_pem` as the dev CA and ARNs of `region` / `account`.
     pub fn new(
         store: Arc<dyn Backend>,
         dev_ca_pem: &str,
+        region: &str,
+        account: &str,
     ) -> Result<Self, otastream_pki::CertError> {
         Ok(Self {
             store,
             dev_ca: Certificate::from_pem(dev_ca_pem)?,
+            arns: ResourceArns::new(region, account),
+        })
+    }
+
+    /// The default versions of the policies attached to `record`, and its things.
+    fn authorization(
+        &self,
+        cert: &Certificate,
+        record: &DeviceCertificate,
+        things: &[String],
+    ) -> Result<Authorization, otastream_store::StoreError> {
+        let mut policies = Vec::new();
+        for name in self.store.policies_for_target(&record.arn)? {
+            let Some(policy) = self.store.get_policy(&name)? else {
+                continue;
+            };
+            let Some(version) = self
+                .store
+                .get_policy_version(&name, policy.default_version_id)?
+            else {
+                continue;
+            };
+            match Policy::parse(&version.document) {
+                Ok(parsed) => policies.push(parsed),
+                // Stored documents were checked when written; a bad one grants nothing.
+                Err(e) => {
+                    tracing::warn!(policy = %name, error = %e, "stored policy does not parse")
+                }
+            }
+        }
+        let mut attached_things = Vec::new();
+        for name in things {
+            if let Some(thing) = self.store.get_thing(name)? {
+                attached_things.push(otastream_iot_policy::Thing {
+                    name: thing.name,
+                    type_name: thing.type_name,
+                    attributes: thing.attributes,
+                });
+            }
+        }
+        Ok(Authorization {
+            policies,
+            arns: self.arns.clone(),
+            attached_things,
+            certificate: cert.policy_variables(),
         })
     }
 
@@ -53,7 +107,10 @@ impl StoreTrust {
         let cn = cert.common_name();
         let Some(record) = self.store.get_device_certificate(&cert.id())? else {
             return match (cert.check_signed_by(&self.dev_ca), cn) {
-                (Ok(()), Some(thing)) => Ok(TrustDecision::Accept { thing }),
+                (Ok(()), Some(thing)) => Ok(TrustDecision::Accept {
+                    thing,
+                    authorization: None,
+                }),
                 (Ok(()), None) => refuse("the dev certificate has no CN".into()),
                 (Err(_), _) => refuse(format!("certificate {} is not registered", cert.id())),
             };
@@ -77,10 +134,13 @@ impl StoreTrust {
         let things = self.store.principal_things(&record.arn)?;
         let thing = match cn {
             Some(cn) if things.is_empty() || things.contains(&cn) => Some(cn),
-            _ => things.into_iter().next(),
+            _ => things.first().cloned(),
         };
         match thing {
-            Some(thing) => Ok(TrustDecision::Accept { thing }),
+            Some(thing) => Ok(TrustDecision::Accept {
+                thing,
+                authorization: Some(Arc::new(self.authorization(cert, &record, &things)?)),
+            }),
             None => refuse(format!(
                 "certificate {} has no CN and no attached thing",
                 record.id
@@ -142,7 +202,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let store = Store::open(dir.path()).expect("store");
         let pki = otastream_pki::DevPki::load_or_create(&store.pki_dir()).expect("pki");
-        let trust = StoreTrust::new(Arc::new(store.clone()), &pki.ca_cert_pem).expect("trust");
+        let trust = StoreTrust::new(Arc::new(store.clone()), &pki.ca_cert_pem, "us-east-1", "1")
+            .expect("trust");
 
         // Unregistered, signed by the dev CA: accepted as its CN.
         let (pem, _) = pki.issue_device_cert("legacy").expect("cert");
@@ -150,7 +211,8 @@ mod tests {
         assert_eq!(
             trust.check(legacy.der(), now()),
             TrustDecision::Accept {
-                thing: "legacy".into()
+                thing: "legacy".into(),
+                authorization: None
             }
         );
         // Unregistered from another CA: refused.
@@ -179,12 +241,16 @@ mod tests {
             })
             .expect("thing");
         store.attach_thing_principal("dev1", &arn).expect("attach");
-        assert_eq!(
-            trust.check(cert.der(), now()),
-            TrustDecision::Accept {
-                thing: "dev1".into()
-            }
-        );
+        let TrustDecision::Accept {
+            thing,
+            authorization: Some(authorization),
+        } = trust.check(cert.der(), now())
+        else {
+            panic!("a registered ACTIVE certificate was refused");
+        };
+        assert_eq!(thing, "dev1");
+        assert!(authorization.policies.is_empty(), "no policy attached yet");
+        assert_eq!(authorization.attached_things[0].name, "dev1");
         // INACTIVE (and a registered dev certificate that is INACTIVE): refused.
         let mut record = store
             .get_device_certificate(&cert.id())
