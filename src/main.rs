@@ -61,6 +61,7 @@ impl ApiArgs {
             access_key_id,
             secret_access_key,
             public_base_url: String::new(),
+            public_host: String::new(),
         })
     }
 }
@@ -124,6 +125,10 @@ enum Command {
         /// default is the bound HTTP address). See the README for a public port 443 without root.
         #[arg(long)]
         public_url: Option<String>,
+        /// Host name `aws iot describe-endpoint` answers for iot:Data-ATS, iot:Data, iot:Jobs and
+        /// iot:CredentialProvider (default: the bound MQTTS address).
+        #[arg(long)]
+        public_host: Option<String>,
         /// Plain MQTT; the client id is the thing name (port 0: pick one).
         #[arg(long, default_value = "127.0.0.1:1883")]
         mqtt: SocketAddr,
@@ -135,7 +140,8 @@ enum Command {
         #[command(flatten)]
         storage: StorageArgs,
     },
-    /// Write a device certificate and key signed by the data directory's dev CA.
+    /// Write a device certificate and key signed by the data directory's dev CA, and register it
+    /// ACTIVE, attached to the thing (created if missing) and to the built-in dev policy.
     DevCert {
         /// Data directory whose CA signs the certificate.
         #[arg(long, default_value = "./otastream-data")]
@@ -146,6 +152,12 @@ enum Command {
         /// Directory for NAME.cert.pem and NAME.key.pem.
         #[arg(long)]
         out: PathBuf,
+        /// Region in the certificate's ARN (as `serve --region`).
+        #[arg(long, default_value = "us-east-1")]
+        region: String,
+        /// Account id in the certificate's ARN (as `serve --account-id`).
+        #[arg(long, default_value = "123456789012")]
+        account_id: String,
     },
 }
 
@@ -180,6 +192,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             http,
             https,
             public_url,
+            public_host,
             mqtt,
             mqtts,
             api,
@@ -189,6 +202,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
             if let Some(url) = public_url {
                 api.public_base_url =
                     otastream_api::public_base_url(&url).map_err(anyhow::Error::msg)?;
+            }
+            if let Some(host) = public_host {
+                api.public_host = host;
             }
             let cfg = ServerConfig {
                 http,
@@ -209,6 +225,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             data_dir,
             thing,
             out,
+            region,
+            account_id,
         } => {
             let pki = DevPki::load_or_create(&data_dir.join(otastream_store::PKI_DIR))
                 .context("loading the dev PKI")?;
@@ -218,10 +236,22 @@ async fn run(command: Command) -> anyhow::Result<()> {
             std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
             let cert_path = out.join(format!("{thing}.cert.pem"));
             let key_path = out.join(format!("{thing}.key.pem"));
-            std::fs::write(&cert_path, cert)
+            std::fs::write(&cert_path, &cert)
                 .with_context(|| format!("writing {}", cert_path.display()))?;
             std::fs::write(&key_path, key)
                 .with_context(|| format!("writing {}", key_path.display()))?;
+            let store =
+                otastream_store::Store::open(&data_dir).context("opening the data directory")?;
+            let config = ApiConfig {
+                region,
+                account_id,
+                ..ApiConfig::default()
+            };
+            let arn = otastream_api::register_dev_certificate(&store, &config, &thing, &cert)
+                .map_err(|e| {
+                    anyhow::anyhow!("registering the certificate: {}: {}", e.code, e.message)
+                })?;
+            eprintln!("otastream: registered {arn} (ACTIVE) for thing {thing}");
             println!("{} {}", cert_path.display(), key_path.display());
             Ok(())
         }

@@ -44,7 +44,9 @@ pub struct ServerConfig {
     /// Gateway tunables.
     pub gateway: GatewayConfig,
     /// Control-plane settings (credentials, region, account id). An empty `public_base_url`
-    /// (`--public-url`) is replaced by `http://<bound HTTP address>` once the listener is bound.
+    /// (`--public-url`) is replaced by `http://<bound HTTP address>` once the listener is bound,
+    /// an empty `public_host` (`--public-host`, what `DescribeEndpoint` answers) by the bound
+    /// MQTTS address's IP.
     pub api: ApiConfig,
     /// Where metadata and object bytes live.
     pub storage: Storage,
@@ -73,6 +75,7 @@ impl ServerConfig {
             gateway: GatewayConfig::default(),
             api: ApiConfig {
                 public_base_url: String::new(),
+                public_host: String::new(),
                 ..ApiConfig::default()
             },
             storage: Storage::Embedded,
@@ -143,12 +146,8 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
         Ok((store, pki))
     })
     .await??;
-    let tls = otastream_gateway::tls::server_config(
-        &pki.ca_cert_pem,
-        &pki.server_cert_pem,
-        &pki.server_key_pem,
-    )
-    .context("TLS configuration")?;
+    let tls = otastream_gateway::tls::server_config(&pki.server_cert_pem, &pki.server_key_pem)
+        .context("TLS configuration")?;
     let https_tls = http_listener::tls_acceptor(&pki.server_cert_pem, &pki.server_key_pem)
         .context("HTTPS TLS configuration")?;
 
@@ -186,9 +185,12 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
     if api.public_base_url.is_empty() {
         api.public_base_url = format!("http://{http_addr}");
     }
+    if api.public_host.is_empty() {
+        api.public_host = mqtts_addr.ip().to_string();
+    }
     let router = metrics_router(
         metrics,
-        control_plane(&store, &cfg.data_dir, api, &jobs).await?,
+        control_plane(&store, &cfg.data_dir, api, &jobs, gateway.downgrade()).await?,
     );
     let (timers, stop) = (jobs.clone().run_timers(), stopped(watch_rx.clone()));
     tasks.spawn(async move {
@@ -206,7 +208,16 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
     let (gw, stop) = (gateway.clone(), stopped(watch_rx.clone()));
     tasks.spawn(async move { gw.serve_tcp(mqtt, stop).await });
     let (gw, stop) = (gateway.clone(), stopped(watch_rx));
-    tasks.spawn(async move { gw.serve_tls(mqtts, tls, stop).await });
+    let trust = Arc::new(
+        otastream_gateway::StoreTrust::new(
+            store.clone(),
+            &pki.ca_cert_pem,
+            &cfg.api.region,
+            &cfg.api.account_id,
+        )
+        .context("the dev CA certificate")?,
+    );
+    tasks.spawn(async move { gw.serve_tls(mqtts, tls, trust, stop).await });
 
     Ok(RunningServer {
         http_addr,
@@ -266,6 +277,7 @@ async fn control_plane(
     data_dir: &Path,
     api: ApiConfig,
     jobs: &JobsHandle,
+    gateway: otastream_gateway::WeakGateway,
 ) -> anyhow::Result<Router> {
     let (store, jobs) = (store.clone(), jobs.clone());
     let pki_dir = data_dir.join(otastream_store::PKI_DIR);
@@ -273,6 +285,11 @@ async fn control_plane(
         tokio::task::spawn_blocking(move || ApiState::with_jobs(store, &pki_dir, api, jobs))
             .await?
             .context("starting the control plane")?;
+    state.set_disconnect_hook(Box::new(move |thing| {
+        if let Some(gateway) = gateway.upgrade() {
+            gateway.disconnect(thing);
+        }
+    }));
     Ok(otastream_api::router(state))
 }
 

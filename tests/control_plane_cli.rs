@@ -24,7 +24,7 @@ fn seed_workflow_against_otastream_serve_on_postgres_and_s3() {
 fn seed_workflow(stack: Option<&otastream_testkit::Stack>) {
     let data = tempfile::tempdir().expect("data");
     let home = tempfile::tempdir().expect("home");
-    let server = Serve::start_on(data.path(), home.path(), stack);
+    let server = Serve::start_on(data.path(), home.path(), stack, &[]);
     let fw: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
     let (version, job_id, _) = server.upload_and_sign("ota-bucket", &fw);
     let signed = server.aws(&format!("signer describe-signing-job --job-id {job_id}"));
@@ -64,7 +64,7 @@ fn seed_workflow(stack: Option<&otastream_testkit::Stack>) {
 
     // SIGKILL right after the last acknowledged write, restart on the same directory.
     server.kill();
-    let server = Serve::start_on(data.path(), home.path(), stack);
+    let server = Serve::start_on(data.path(), home.path(), stack, &[]);
     server.aws(&format!(
         "s3api get-object --bucket ota-bucket --key fw.bin --version-id {version} back.bin"
     ));

@@ -19,6 +19,9 @@ pub const AKID: &str = "AKIACONTROLPLANETEST1";
 /// Secret for [`AKID`].
 pub const SECRET: &str = "control-plane-test-secret";
 
+/// The `otastream` binary under test.
+pub const OTASTREAM: &str = BIN;
+
 /// A running `otastream serve` process (killed with SIGKILL when dropped).
 pub struct Serve {
     child: Child,
@@ -26,17 +29,30 @@ pub struct Serve {
     pub endpoint: String,
     /// The plain MQTT listener.
     pub mqtt: SocketAddr,
+    /// The MQTT over TLS listener.
+    pub mqtts: SocketAddr,
     home: PathBuf,
 }
 
 impl Serve {
     /// Starts the server on `data`; the CLI's HOME (and scratch files) is `home`.
     pub fn start(data: &Path, home: &Path) -> Self {
-        Self::start_on(data, home, None)
+        Self::start_on(data, home, None, &[])
     }
 
-    /// [`Serve::start`] with metadata and objects in `stack` (PostgreSQL + SeaweedFS) when given.
-    pub fn start_on(data: &Path, home: &Path, stack: Option<&otastream_testkit::Stack>) -> Self {
+    /// [`Serve::start`] with extra `serve` arguments (`--public-host`, ...).
+    pub fn start_with(data: &Path, home: &Path, extra: &[&str]) -> Self {
+        Self::start_on(data, home, None, extra)
+    }
+
+    /// [`Serve::start_with`] with metadata and objects in `stack` (PostgreSQL + SeaweedFS) when
+    /// given.
+    pub fn start_on(
+        data: &Path,
+        home: &Path,
+        stack: Option<&otastream_testkit::Stack>,
+        extra: &[&str],
+    ) -> Self {
         let mut command = Command::new(BIN);
         command
             .args([
@@ -57,7 +73,8 @@ impl Serve {
                 SECRET,
                 "--data-dir",
             ])
-            .arg(data);
+            .arg(data)
+            .args(extra);
         if let Some(stack) = stack {
             command.args(stack.serve_args()).envs(stack.serve_env());
         }
@@ -87,9 +104,11 @@ impl Serve {
                 .to_owned()
         };
         let mqtt = addr("mqtt=").parse().expect("mqtt address");
+        let mqtts = addr("mqtts=").parse().expect("mqtts address");
         Self {
             endpoint: format!("http://{}", addr("http=")),
             mqtt,
+            mqtts,
             child,
             home: home.to_path_buf(),
         }

@@ -103,7 +103,7 @@ impl From<otastream_store::StoreError> for ApiError {
                 "ResourceAlreadyExistsException",
                 message,
             ),
-            E::Conflict(_) => Self::conflict("DeleteConflictException", message),
+            E::Conflict(conflict) => Self::from_conflict(&conflict, message),
             E::Invalid(_) => Self::invalid(message),
             E::Unavailable { .. } => {
                 tracing::warn!(error = %message, "storage unavailable");
@@ -118,6 +118,68 @@ impl From<otastream_store::StoreError> for ApiError {
                 Self::internal(message)
             }
         }
+    }
+}
+
+impl ApiError {
+    /// The code of a store conflict: certificate states are `CertificateStateException` (406),
+    /// a sixth policy version `VersionsLimitExceededException`, the rest `DeleteConflictException`.
+    fn from_conflict(conflict: &otastream_store::Conflict, message: String) -> Self {
+        use otastream_store::Conflict as C;
+        match conflict {
+            C::CertificateActive(_) | C::CaCertificateActive(_) | C::CaCertificateInUse { .. } => {
+                Self::certificate_state(message)
+            }
+            C::PolicyVersionsLimit { .. } => {
+                Self::conflict("VersionsLimitExceededException", message)
+            }
+            _ => Self::conflict("DeleteConflictException", message),
+        }
+    }
+
+    /// `CertificateStateException` 406: the certificate's status forbids the operation.
+    pub fn certificate_state(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "CertificateStateException",
+            message,
+        )
+    }
+
+    /// `CertificateValidationException` 400: malformed PEM, key mismatch, wrong issuer, expired.
+    pub fn certificate_validation(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "CertificateValidationException",
+            message,
+        )
+    }
+}
+
+/// A refused certificate or key: `RegistrationCodeValidationException` for a verification
+/// certificate without the registration code, `CertificateValidationException` otherwise.
+impl From<otastream_pki::CertError> for ApiError {
+    fn from(e: otastream_pki::CertError) -> Self {
+        let message = e.to_string();
+        match e {
+            otastream_pki::CertError::RegistrationCodeMismatch { .. } => Self::new(
+                StatusCode::BAD_REQUEST,
+                "RegistrationCodeValidationException",
+                message,
+            ),
+            _ => Self::certificate_validation(message),
+        }
+    }
+}
+
+/// A policy document AWS refuses: `MalformedPolicyException` 400.
+impl From<otastream_iot_policy::MalformedPolicy> for ApiError {
+    fn from(e: otastream_iot_policy::MalformedPolicy) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "MalformedPolicyException",
+            format!("The policy document is malformed: {e}"),
+        )
     }
 }
 
@@ -224,7 +286,7 @@ mod tests {
 
     #[test]
     fn store_errors_map_to_rest_json_codes() {
-        use otastream_store::{Invalid, Kind, StoreError};
+        use otastream_store::{Conflict, Invalid, Kind, StoreError};
         let cases = [
             (
                 StoreError::not_found(Kind::Thing, "t"),
@@ -250,6 +312,28 @@ mod tests {
                 "ServiceUnavailableException",
             ),
             (StoreError::db("broken"), 500, "InternalFailureException"),
+            (
+                StoreError::from(Conflict::CertificateActive("c".into())),
+                406,
+                "CertificateStateException",
+            ),
+            (
+                StoreError::from(Conflict::CertificateInUse {
+                    id: "c".into(),
+                    things: 1,
+                    policies: 0,
+                }),
+                409,
+                "DeleteConflictException",
+            ),
+            (
+                StoreError::from(Conflict::PolicyVersionsLimit {
+                    name: "p".into(),
+                    max: 5,
+                }),
+                409,
+                "VersionsLimitExceededException",
+            ),
         ];
         for (err, status, code) in cases {
             let api = ApiError::from(err);

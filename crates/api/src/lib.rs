@@ -20,6 +20,9 @@
 //!   wire errors of jobs calls per plane, [`jobs_hub::start_jobs`] (the jobs wiring both
 //!   binaries use) and the jobs repository over the store.
 //! - `presign`: SigV4 presigned S3 GETs for `${aws:iot:s3-presigned-url:…}` (HTTP OTA).
+//! - `iot_certificates` (device certificates, `DescribeEndpoint`), `iot_ca` (CA certificates,
+//!   registration code), `iot_policies` (policies, versions, attachments), `iot_principals`
+//!   (thing principals): AWS IoT device identity over [`otastream_store::IdentityRepo`].
 //! - `iot_things`, `iot_streams`, `acm`, `signer` (+ `signer_jobs`), `ota` (+ `ota_doc`, `ota_files`),
 //!   `jobs`, `jobs_data`:
 //!   one module per AWS API group.
@@ -32,6 +35,10 @@ pub mod jobs_hub;
 pub mod sigv4;
 
 mod acm;
+mod iot_ca;
+mod iot_certificates;
+mod iot_policies;
+mod iot_principals;
 mod iot_streams;
 mod iot_things;
 mod jobs;
@@ -62,6 +69,7 @@ use crate::error::{ApiError, ApiResult};
 pub(crate) fn found<T>(record: Option<T>, what: &str, id: &str) -> ApiResult<T> {
     record.ok_or_else(|| ApiError::not_found(format!("{what} {id} does not exist")))
 }
+pub use crate::iot_certificates::register_dev_certificate;
 use crate::jobs_hub::JobsHandle;
 pub use crate::presign::public_base_url;
 
@@ -84,6 +92,9 @@ pub struct ApiConfig {
     /// Base URL devices reach S3 at, put into presigned URLs (`--public-url`, normalised by
     /// [`public_base_url`]), e.g. `http://127.0.0.1:8080` or `https://ota.example`.
     pub public_base_url: String,
+    /// Host name `DescribeEndpoint` answers for every endpoint type (`--public-host`; the server
+    /// puts its bound address there when none is given).
+    pub public_host: String,
 }
 
 impl Default for ApiConfig {
@@ -94,6 +105,7 @@ impl Default for ApiConfig {
             access_key_id: DEV_ACCESS_KEY_ID.into(),
             secret_access_key: DEV_SECRET_ACCESS_KEY.into(),
             public_base_url: "http://127.0.0.1:8080".into(),
+            public_host: "127.0.0.1".into(),
         }
     }
 }
@@ -105,6 +117,7 @@ impl std::fmt::Debug for ApiConfig {
             .field("account_id", &self.account_id)
             .field("access_key_id", &self.access_key_id)
             .field("public_base_url", &self.public_base_url)
+            .field("public_host", &self.public_host)
             .finish_non_exhaustive()
     }
 }
@@ -130,7 +143,13 @@ pub struct ApiState {
     pub config: Arc<ApiConfig>,
     /// The jobs engine (shared with the device gateway by the server wiring).
     pub jobs: JobsHandle,
+    /// Closes the live device connections of a thing (set once by the server wiring; until then a
+    /// status change closes nothing).
+    disconnect: Arc<std::sync::OnceLock<DisconnectHook>>,
 }
+
+/// What [`ApiState::set_disconnect_hook`] installs: closes the connections acting for a thing.
+pub type DisconnectHook = Box<dyn Fn(&str) + Send + Sync>;
 
 impl ApiState {
     /// Builds the state and makes sure the dev code-signing certificate exists in ACM
@@ -158,6 +177,7 @@ impl ApiState {
             pki_dir: pki_dir.to_path_buf(),
             config: Arc::new(config),
             jobs,
+            disconnect: Arc::default(),
         };
         acm::ensure_dev_certificate(&state)?;
         // Signing first: an interrupted OTA update may wait for an interrupted signing job.
@@ -169,6 +189,23 @@ impl ApiState {
     /// The ARN of the dev code-signing certificate created by [`ApiState::new`].
     pub fn dev_certificate_arn(&self) -> Result<Option<String>, StoreError> {
         acm::dev_certificate_arn(self)
+    }
+
+    /// Installs the hook that closes a thing's live connections when one of its certificates stops
+    /// being usable (UpdateCertificate away from `ACTIVE`, UpdateCACertificate to `INACTIVE`). Only
+    /// the first call has an effect.
+    pub fn set_disconnect_hook(&self, hook: DisconnectHook) {
+        let _ = self.disconnect.set(hook);
+    }
+
+    /// Closes the live connections of every thing `certificate_arn` is attached to.
+    pub(crate) fn disconnect_principal(&self, certificate_arn: &str) -> ApiResult<()> {
+        if let Some(hook) = self.disconnect.get() {
+            for thing in self.store.principal_things(certificate_arn)? {
+                hook(&thing);
+            }
+        }
+        Ok(())
     }
 
     /// Runs blocking store work off the async runtime.

@@ -18,7 +18,10 @@ use tower::ServiceExt;
 
 use crate::error::ApiError;
 use crate::sigv4::{self, SigningKey};
-use crate::{ApiState, acm, iot_streams, iot_things, jobs, jobs_data, ota, s3, s3_front, signer};
+use crate::{
+    ApiState, acm, iot_ca, iot_certificates, iot_policies, iot_principals, iot_streams, iot_things,
+    jobs, jobs_data, ota, s3, s3_front, signer,
+};
 
 /// Largest control-plane (JSON) request body accepted.
 const MAX_JSON_BODY: usize = 8 << 20;
@@ -112,7 +115,11 @@ pub(crate) fn router(state: ApiState) -> axum::Router {
             iot_things::routes()
                 .merge(iot_streams::routes())
                 .merge(ota::routes())
-                .merge(jobs::routes()),
+                .merge(jobs::routes())
+                .merge(iot_certificates::routes())
+                .merge(iot_ca::routes())
+                .merge(iot_policies::routes())
+                .merge(iot_principals::routes()),
         ),
         signer: finish(signer::routes()),
         acm: finish(acm::routes()),

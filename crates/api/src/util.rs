@@ -46,20 +46,39 @@ pub(crate) fn paginate<T>(
     query: &QueryMap,
     max: usize,
 ) -> ApiResult<(Vec<T>, Option<String>)> {
-    let page = match query.get("maxResults") {
+    paginate_by(items, query, max, ("maxResults", "nextToken"))
+}
+
+/// [`paginate`] for the older iot lists paged by `pageSize` and `marker` (the next page's marker
+/// goes into `nextMarker`).
+pub(crate) fn paginate_marker<T>(
+    items: Vec<T>,
+    query: &QueryMap,
+    max: usize,
+) -> ApiResult<(Vec<T>, Option<String>)> {
+    paginate_by(items, query, max, ("pageSize", "marker"))
+}
+
+fn paginate_by<T>(
+    items: Vec<T>,
+    query: &QueryMap,
+    max: usize,
+    (size_key, token_key): (&str, &str),
+) -> ApiResult<(Vec<T>, Option<String>)> {
+    let page = match query.get(size_key) {
         Some(v) => v
             .parse::<usize>()
             .ok()
             .filter(|n| (1..=max).contains(n))
-            .ok_or_else(|| ApiError::invalid(format!("maxResults must be between 1 and {max}")))?,
+            .ok_or_else(|| ApiError::invalid(format!("{size_key} must be between 1 and {max}")))?,
         None => max,
     };
-    let start = match query.get("nextToken") {
+    let start = match query.get(token_key) {
         Some(token) => token
             .strip_prefix("offset-")
             .and_then(|n| n.parse::<usize>().ok())
             .filter(|n| *n <= items.len())
-            .ok_or_else(|| ApiError::invalid("The nextToken is invalid"))?,
+            .ok_or_else(|| ApiError::invalid(format!("The {token_key} is invalid")))?,
         None => 0,
     };
     let end = start.saturating_add(page).min(items.len());

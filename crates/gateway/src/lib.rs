@@ -2,7 +2,8 @@
 //!
 //! The device-facing MQTT endpoint of otastream: plain TCP (development, client id = thing name
 //! when it is a valid one, else an application client for ordinary topics only) and TLS with
-//! mandatory client certificates (thing name = certificate CN). AWS reserved topics
+//! mandatory client certificates (trusted when registered and `ACTIVE`; the thing is the one the
+//! certificate is attached to, else its CN). AWS reserved topics
 //! `$aws/things/<thing>/...` are answered in-process; ordinary topics go through an embedded,
 //! unpatched rumqttd router so devices and applications can still talk among themselves.
 //!
@@ -13,6 +14,8 @@
 //!   `session/connect_check.rs` checks a CONNECT's bytes before decoding, [`session::Limits`] holds
 //!   AWS's per-session limits.
 //! - [`policy`]: the per-thing topic policy and reserved-filter matching.
+//! - [`authorize`]: AWS IoT policies of a registered certificate ([`authorize::Authorizer`]),
+//!   asked by the session on CONNECT, PUBLISH, SUBSCRIBE and delivery.
 //! - [`streams`]: the sans-IO streams service, [`handle_stream_request`], over a [`StreamSource`].
 //! - [`reserved`]: dispatch of reserved topics to [`ReservedTopicHandler`]s: [`StreamsHandler`]
 //!   and [`JobsTopics`] (hands `$aws/things/<T>/jobs/...` to a [`JobsDriver`], which answers
@@ -20,7 +23,8 @@
 //! - [`wire`]: packet encoding, the hand-written PUBLISH header of the block path, [`Outbound`].
 //! - [`broker`]: the embedded rumqttd router and lazily created local links.
 //! - [`registry`]: live connections (takeover) and stored persistent sessions.
-//! - [`tls`]: rustls server configuration and the thing name from a client certificate.
+//! - [`tls`]: rustls server configuration (client certificate required, trust left to [`trust`]).
+//! - [`trust`]: [`DeviceTrust`] and [`StoreTrust`], AWS IoT's registered-certificate rule.
 //! - [`metrics`]: Prometheus counters.
 //! - [`store_source`]: [`StreamSource`] over `otastream_store::Store`.
 //! - `conn` and [`listener`]: the tokio driver of one connection (one task: read, session, write;
@@ -33,6 +37,7 @@
 //! image → [`Outbound`] → one vectored write from the connection's own task. No broker hop, no
 //! payload copy, no hand-off between tasks.
 
+pub mod authorize;
 pub mod broker;
 mod conn;
 pub mod listener;
@@ -44,6 +49,7 @@ pub mod session;
 pub mod store_source;
 pub mod streams;
 pub mod tls;
+pub mod trust;
 pub mod wire;
 
 pub use conn::ConnectionConfig;
@@ -54,4 +60,5 @@ pub use reserved::{
 };
 pub use session::{Action, Identity, Session};
 pub use streams::{StreamSource, handle_stream_request};
+pub use trust::{DeviceTrust, StoreTrust, TrustDecision};
 pub use wire::Outbound;

@@ -18,7 +18,7 @@ use crate::metrics::Metrics;
 use crate::registry::{Control, Registry};
 use crate::reserved::ReservedTopics;
 use crate::session::{Identity, Limits};
-use crate::tls::thing_from_certificate;
+use crate::trust::{DeviceTrust, TrustDecision};
 
 /// Everything configurable about a gateway.
 #[derive(Debug, Clone, Copy, Default)]
@@ -99,6 +99,12 @@ impl Gateway {
             .send(thing, Control::Reply { topic, payload })
     }
 
+    /// Closes the live connection acting for `thing` (its certificate was deactivated or revoked).
+    /// False if it is not connected.
+    pub fn disconnect(&self, thing: &str) -> bool {
+        self.shared.registry.send(thing, Control::TakenOver)
+    }
+
     /// Serves plain MQTT on `listener` (the client id is the thing name) until `shutdown`
     /// completes; then closes every connection it accepted.
     pub async fn serve_tcp(&self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
@@ -109,16 +115,17 @@ impl Gateway {
     }
 
     /// Serves MQTT over TLS on `listener` with `tls` (which must require client certificates);
-    /// the thing name is the client certificate's CN.
+    /// `trust` decides after the handshake whether the certificate may connect and for which thing.
     pub async fn serve_tls(
         &self,
         listener: TcpListener,
         tls: Arc<ServerConfig>,
+        trust: Arc<dyn DeviceTrust>,
         shutdown: impl Future<Output = ()>,
     ) {
         let acceptor = TlsAcceptor::from(tls);
         self.accept_loop(listener, shutdown, move |shared, stream| {
-            let acceptor = acceptor.clone();
+            let (acceptor, trust) = (acceptor.clone(), Arc::clone(&trust));
             async move {
                 let timeout = shared.cfg.connect_timeout;
                 let stream = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
@@ -126,17 +133,37 @@ impl Gateway {
                     Ok(Err(e)) => return tracing::info!(error = %e, "TLS handshake failed"),
                     Err(_) => return tracing::info!("TLS handshake timed out"),
                 };
-                let cn = stream
+                let Some(der) = stream
                     .get_ref()
                     .1
                     .peer_certificates()
                     .and_then(|c| c.first())
-                    .and_then(|c| thing_from_certificate(c));
-                match cn {
-                    Some(thing) => {
-                        conn::run(shared, stream, Identity::Certificate(thing), "mqtts").await
+                    .map(|c| c.to_vec())
+                else {
+                    return tracing::info!("no client certificate");
+                };
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+                let decision = tokio::task::spawn_blocking(move || trust.check(&der, now)).await;
+                match decision {
+                    Ok(TrustDecision::Accept {
+                        thing,
+                        authorization,
+                    }) => {
+                        let identity = match authorization {
+                            Some(authorization) => Identity::Registered {
+                                thing,
+                                authorization,
+                            },
+                            None => Identity::Certificate(thing),
+                        };
+                        conn::run(shared, stream, identity, "mqtts").await;
                     }
-                    None => tracing::info!("client certificate has no CN"),
+                    Ok(TrustDecision::Refuse(why)) => {
+                        tracing::info!(%why, "client certificate refused");
+                    }
+                    Err(e) => tracing::warn!(error = %e, "certificate check failed"),
                 }
             }
         })

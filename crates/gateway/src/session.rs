@@ -13,6 +13,7 @@
 //! The session never touches sockets, the broker or the clock; it only decides.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -22,6 +23,7 @@ use rumqttc::mqttbytes::v4::{
 };
 use rumqttc::mqttbytes::{QoS, matches};
 
+use crate::authorize::{Authorization, Authorizer};
 use crate::policy::{self, Route};
 
 pub mod connect_check;
@@ -36,8 +38,17 @@ pub const MAX_INFLIGHT: usize = 100;
 /// How the transport identified the peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Identity {
-    /// TLS client certificate: the thing name is the certificate's CN.
+    /// TLS client certificate that is not registered (signed by the dev CA): the thing name is the
+    /// certificate's CN; topics follow the fixed rule of [`policy`].
     Certificate(String),
+    /// A registered TLS client certificate: acts for `thing`, and every CONNECT, PUBLISH,
+    /// SUBSCRIBE and delivery must also be allowed by its attached policies.
+    Registered {
+        /// The thing the session is keyed by.
+        thing: String,
+        /// What the certificate is granted.
+        authorization: Arc<Authorization>,
+    },
     /// Plain TCP (development): the MQTT client id is the thing name when it is a valid one;
     /// any other client id connects an application client that acts for no thing.
     ClientId,
@@ -52,6 +63,8 @@ pub struct Principal {
     /// client id when it is a valid thing name, else None: an unauthenticated application client
     /// that may use ordinary topics only (no `$aws/things/...` topic at all).
     pub thing: Option<String>,
+    /// The policy decisions of a registered certificate (None: only the fixed rule applies).
+    pub authorizer: Option<Authorizer>,
 }
 
 impl Principal {
@@ -148,15 +161,27 @@ pub fn principal_for_connect(
     if !valid_client_id(&connect.client_id) {
         return Err(ConnectReturnCode::BadClientId);
     }
-    let thing = match identity {
-        Identity::Certificate(cn) => Some(cn.clone()),
-        Identity::ClientId => {
-            valid_thing_name(&connect.client_id).then(|| connect.client_id.clone())
+    let (thing, authorizer) = match identity {
+        Identity::Certificate(cn) => (Some(cn.clone()), None),
+        Identity::Registered {
+            thing,
+            authorization,
+        } => {
+            let authorizer = Authorizer::for_client(Arc::clone(authorization), &connect.client_id);
+            if !authorizer.may_connect() {
+                return Err(ConnectReturnCode::NotAuthorized);
+            }
+            (Some(thing.clone()), Some(authorizer))
         }
+        Identity::ClientId => (
+            valid_thing_name(&connect.client_id).then(|| connect.client_id.clone()),
+            None,
+        ),
     };
     Ok(Principal {
         client_id: connect.client_id.clone(),
         thing,
+        authorizer,
     })
 }
 
@@ -217,6 +242,10 @@ impl Session {
             .as_ref()
             .filter(|w| {
                 policy::classify_topic(principal.thing.as_deref(), &w.topic) == Ok(Route::Broker)
+                    && principal
+                        .authorizer
+                        .as_ref()
+                        .is_none_or(|a| a.may_publish(&w.topic, w.retain))
             })
             .map(|w| {
                 (
@@ -324,6 +353,12 @@ impl Session {
                 return self.close(CloseReason::PolicyViolation(publish.topic), out);
             }
         };
+        if let Some(authorizer) = &self.principal.authorizer
+            && !authorizer.may_publish(&publish.topic, publish.retain)
+        {
+            // AWS closes the connection of a client that publishes where its policy says no.
+            return self.close(CloseReason::PolicyViolation(publish.topic), out);
+        }
         match publish.qos {
             QoS::AtMostOnce => {}
             QoS::AtLeastOnce => out.push(Action::Send(Packet::PubAck(PubAck::new(publish.pkid)))),
@@ -361,6 +396,11 @@ impl Session {
         let Ok(route) = policy::classify_filter(self.thing(), &filter) else {
             return SubscribeReasonCode::Failure;
         };
+        if let Some(authorizer) = &self.principal.authorizer
+            && !authorizer.may_subscribe(&filter)
+        {
+            return SubscribeReasonCode::Failure;
+        }
         if route == Route::Broker && filter.len() > self.limits.max_topic_bytes as usize {
             return SubscribeReasonCode::Failure;
         }
@@ -486,7 +526,13 @@ impl Session {
     }
 
     fn deliver(&mut self, topic: &str, payload: Bytes, qos: QoS, out: &mut Vec<Action>) {
-        if self.closed {
+        if self.closed
+            || self
+                .principal
+                .authorizer
+                .as_ref()
+                .is_some_and(|a| !a.may_receive(topic))
+        {
             return;
         }
         let mut publish = Publish::from_bytes(topic, QoS::AtMostOnce, payload);

@@ -49,6 +49,16 @@ pub(crate) const CERTIFICATES: Table = Table {
     key: "id",
     kind: Kind::Certificate,
 };
+pub(crate) const CA_CERTIFICATES: Table = Table {
+    name: "ca_certificates",
+    key: "id",
+    kind: Kind::CaCertificate,
+};
+pub(crate) const POLICIES: Table = Table {
+    name: "policies",
+    key: "name",
+    kind: Kind::Policy,
+};
 pub(crate) const JOBS: Table = Table {
     name: "jobs",
     key: "job_id",

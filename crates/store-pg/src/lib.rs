@@ -21,6 +21,7 @@
 mod blobs;
 mod documents;
 mod error;
+mod identity;
 mod image_cache;
 mod jobs;
 mod migrate;

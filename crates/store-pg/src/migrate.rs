@@ -16,6 +16,11 @@ const MIGRATION_LOCK: i64 = 0x006f_7461_7374_726d;
 const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "objects", include_str!("../migrations/0001_objects.sql")),
     (2, "records", include_str!("../migrations/0002_records.sql")),
+    (
+        3,
+        "identity",
+        include_str!("../migrations/0003_identity.sql"),
+    ),
 ];
 
 /// The schema version this binary needs.

@@ -14,6 +14,7 @@ use otastream_jobs::execution::JobExecution;
 use otastream_jobs::model::Job;
 
 use crate::error::StoreResult;
+use crate::identity_types::{CaCertificate, DeviceCertificate, Policy, PolicyVersion};
 use crate::object_types::{
     BucketInfo, ByteRange, DeleteOutcome, Object, ObjectInfo, PutMeta, VersionEntry, Versioning,
 };
@@ -247,10 +248,107 @@ pub trait CertificateRepo: Send + Sync {
     fn delete_certificate(&self, id: &str) -> StoreResult<bool>;
 }
 
+/// AWS IoT device identity: device and CA certificates, policies with versions, policy
+/// attachments (policy → target ARN) and thing principals (thing → certificate ARN).
+///
+/// Every rule that needs more than one row is checked inside one transaction, so a refused call
+/// changes nothing: deleting a certificate that is `ACTIVE` or still attached, a CA that is `ACTIVE`
+/// or has certificates, a policy that is attached or has versions besides the default, the default
+/// version itself, a sixth version.
+pub trait IdentityRepo: Send + Sync {
+    /// Registers a device certificate; `AlreadyExists(DeviceCertificate)`.
+    fn create_device_certificate(&self, cert: &DeviceCertificate) -> StoreResult<()>;
+    /// One device certificate by id.
+    fn get_device_certificate(&self, id: &str) -> StoreResult<Option<DeviceCertificate>>;
+    /// All device certificates, in registration order.
+    fn list_device_certificates(&self) -> StoreResult<Vec<DeviceCertificate>>;
+    /// Replaces a stored device certificate; `NotFound(DeviceCertificate)`.
+    fn update_device_certificate(&self, cert: &DeviceCertificate) -> StoreResult<()>;
+    /// Deletes a device certificate: `NotFound(DeviceCertificate)`, `Conflict(CertificateActive)`
+    /// while `ACTIVE`, `Conflict(CertificateInUse)` while a thing holds it, or a policy is attached
+    /// to it and `detach_policies` is false (with it, those attachments go in the same transaction).
+    fn delete_device_certificate(&self, id: &str, detach_policies: bool) -> StoreResult<()>;
+
+    /// Registers a CA certificate; `AlreadyExists(CaCertificate)`.
+    fn create_ca_certificate(&self, ca: &CaCertificate) -> StoreResult<()>;
+    /// One CA certificate by id.
+    fn get_ca_certificate(&self, id: &str) -> StoreResult<Option<CaCertificate>>;
+    /// All CA certificates, in registration order.
+    fn list_ca_certificates(&self) -> StoreResult<Vec<CaCertificate>>;
+    /// Replaces a stored CA certificate; `NotFound(CaCertificate)`.
+    fn update_ca_certificate(&self, ca: &CaCertificate) -> StoreResult<()>;
+    /// Deletes a CA certificate: `NotFound(CaCertificate)`, `Conflict(CaCertificateActive)`,
+    /// `Conflict(CaCertificateInUse)` while device certificates registered under it remain.
+    fn delete_ca_certificate(&self, id: &str) -> StoreResult<()>;
+    /// The account's registration code: the stored one, or `candidate` stored now.
+    fn registration_code(&self, candidate: &str) -> StoreResult<String>;
+
+    /// Stores a new policy with its first version (the default); `AlreadyExists(Policy)`.
+    fn create_policy(&self, policy: &Policy, first: &PolicyVersion) -> StoreResult<()>;
+    /// One policy.
+    fn get_policy(&self, name: &str) -> StoreResult<Option<Policy>>;
+    /// All policies, in creation order.
+    fn list_policies(&self) -> StoreResult<Vec<Policy>>;
+    /// Deletes a policy and its one (default) version: `NotFound(Policy)`,
+    /// `Conflict(PolicyInUse)` while attached, `Conflict(PolicyHasVersions)` while other versions
+    /// exist.
+    fn delete_policy(&self, name: &str) -> StoreResult<()>;
+    /// Adds a version with the policy's next id, made the default when `set_as_default`:
+    /// `NotFound(Policy)`, `Conflict(PolicyVersionsLimit)` when it has [`MAX_POLICY_VERSIONS`].
+    ///
+    /// [`MAX_POLICY_VERSIONS`]: crate::MAX_POLICY_VERSIONS
+    fn create_policy_version(
+        &self,
+        name: &str,
+        document: &str,
+        set_as_default: bool,
+        now_ms: u64,
+    ) -> StoreResult<(Policy, PolicyVersion)>;
+    /// The versions of a policy, by id; `NotFound(Policy)`.
+    fn list_policy_versions(&self, name: &str) -> StoreResult<Vec<PolicyVersion>>;
+    /// One version.
+    fn get_policy_version(&self, name: &str, version_id: u64)
+    -> StoreResult<Option<PolicyVersion>>;
+    /// Makes a version the default: `NotFound(Policy | PolicyVersion)`.
+    fn set_default_policy_version(
+        &self,
+        name: &str,
+        version_id: u64,
+        now_ms: u64,
+    ) -> StoreResult<()>;
+    /// Deletes a version: `NotFound(Policy | PolicyVersion)`, `Conflict(DefaultPolicyVersion)`.
+    fn delete_policy_version(&self, name: &str, version_id: u64) -> StoreResult<()>;
+
+    /// Attaches a policy to a target ARN (again: no change); `NotFound(Policy)`.
+    fn attach_policy(&self, policy: &str, target: &str) -> StoreResult<()>;
+    /// Detaches; `true` when it was attached.
+    fn detach_policy(&self, policy: &str, target: &str) -> StoreResult<bool>;
+    /// The policies attached to a target, in attachment order.
+    fn policies_for_target(&self, target: &str) -> StoreResult<Vec<String>>;
+    /// The targets of a policy, in attachment order.
+    fn targets_for_policy(&self, policy: &str) -> StoreResult<Vec<String>>;
+
+    /// Attaches a principal (certificate ARN) to a thing (again: no change); `NotFound(Thing)`.
+    fn attach_thing_principal(&self, thing: &str, principal: &str) -> StoreResult<()>;
+    /// Detaches; `true` when it was attached.
+    fn detach_thing_principal(&self, thing: &str, principal: &str) -> StoreResult<bool>;
+    /// The principals of a thing, in attachment order.
+    fn thing_principals(&self, thing: &str) -> StoreResult<Vec<String>>;
+    /// The things a principal is attached to, in attachment order.
+    fn principal_things(&self, principal: &str) -> StoreResult<Vec<String>>;
+}
+
 /// Every repository of one backend: what the control plane and the gateway hold as
 /// `Arc<dyn Backend>`. Implemented for every type that implements all of them.
 pub trait Backend:
-    ObjectStore + StreamRepo + ThingRepo + JobRepo + OtaRepo + SignerRepo + CertificateRepo
+    ObjectStore
+    + StreamRepo
+    + ThingRepo
+    + JobRepo
+    + OtaRepo
+    + SignerRepo
+    + CertificateRepo
+    + IdentityRepo
 {
     /// A short name for logs and errors (`"sqlite"`, `"postgres"`).
     fn backend_name(&self) -> &'static str;

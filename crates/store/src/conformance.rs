@@ -18,6 +18,8 @@ use crate::{
     SigningStatus, StoreError, StreamFile, StreamUpdate, Thing, ThingGroup, Versioning,
 };
 
+pub use crate::conformance_identity::{identity_certificates, identity_policies};
+
 /// Makes a fresh, empty backend.
 pub type Factory<'a> = dyn FnMut() -> Arc<dyn Backend> + 'a;
 
@@ -26,7 +28,7 @@ type Check = (&'static str, fn(&dyn Backend));
 
 /// Every check, in order, each on its own fresh backend.
 pub fn run_all(new_backend: &mut Factory<'_>) {
-    let checks: [Check; 9] = [
+    let checks: [Check; 11] = [
         ("buckets", buckets),
         ("versioning", versioning),
         ("ranges and listings", ranges_and_listings),
@@ -36,6 +38,8 @@ pub fn run_all(new_backend: &mut Factory<'_>) {
         ("jobs", jobs),
         ("ota updates", ota_updates),
         ("signer and certificates", signer_and_certificates),
+        ("identity certificates", identity_certificates),
+        ("identity policies", identity_policies),
     ];
     for (name, check) in checks {
         let backend = new_backend();

@@ -95,6 +95,39 @@ CREATE TABLE signing_profiles (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NO
 CREATE TABLE signing_jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, body TEXT NOT NULL);
 CREATE TABLE certificates (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, body TEXT NOT NULL);
 "#,
+    r#"
+CREATE TABLE device_certificates (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    id      TEXT NOT NULL UNIQUE,
+    ca_id   TEXT,
+    body    TEXT NOT NULL
+);
+CREATE INDEX device_certificates_by_ca ON device_certificates (ca_id);
+CREATE TABLE ca_certificates (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, body TEXT NOT NULL);
+CREATE TABLE policies (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, body TEXT NOT NULL);
+CREATE TABLE policy_versions (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    policy      TEXT NOT NULL,
+    version_id  INTEGER NOT NULL,
+    body        TEXT NOT NULL,
+    UNIQUE (policy, version_id)
+);
+CREATE TABLE policy_targets (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    policy  TEXT NOT NULL,
+    target  TEXT NOT NULL,
+    UNIQUE (policy, target)
+);
+CREATE INDEX policy_targets_by_target ON policy_targets (target);
+CREATE TABLE thing_principals (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    thing       TEXT NOT NULL,
+    principal   TEXT NOT NULL,
+    UNIQUE (thing, principal)
+);
+CREATE INDEX thing_principals_by_principal ON thing_principals (principal);
+CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"#,
 ];
 
 /// The migration after which the untyped `resources` rows are converted into the typed tables

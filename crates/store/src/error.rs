@@ -95,6 +95,14 @@ pub enum Kind {
     SigningJob,
     /// An ACM certificate.
     Certificate,
+    /// An IoT device certificate.
+    DeviceCertificate,
+    /// An IoT CA certificate.
+    CaCertificate,
+    /// An IoT policy.
+    Policy,
+    /// A version of an IoT policy (`policy/version`).
+    PolicyVersion,
 }
 
 impl Kind {
@@ -114,6 +122,10 @@ impl Kind {
             Self::SigningProfile => "signing profile",
             Self::SigningJob => "signing job",
             Self::Certificate => "certificate",
+            Self::DeviceCertificate => "device certificate",
+            Self::CaCertificate => "CA certificate",
+            Self::Policy => "policy",
+            Self::PolicyVersion => "policy version",
         }
     }
 }
@@ -135,6 +147,62 @@ pub enum Conflict {
         bucket: String,
         /// How many versions it holds.
         versions: u64,
+    },
+    /// A device certificate cannot be deleted while `ACTIVE`.
+    #[error("certificate '{0}' is ACTIVE; make it INACTIVE or REVOKED first")]
+    CertificateActive(String),
+    /// A device certificate is still attached to things or policies.
+    #[error("certificate '{id}' is attached to {things} thing(s) and {policies} policy(ies)")]
+    CertificateInUse {
+        /// The certificate id.
+        id: String,
+        /// Things holding it.
+        things: u64,
+        /// Policies attached to it.
+        policies: u64,
+    },
+    /// A CA certificate cannot be deleted while `ACTIVE`.
+    #[error("CA certificate '{0}' is ACTIVE; make it INACTIVE first")]
+    CaCertificateActive(String),
+    /// Device certificates registered under a CA remain.
+    #[error("CA certificate '{id}' still has {certificates} registered certificate(s)")]
+    CaCertificateInUse {
+        /// The CA certificate id.
+        id: String,
+        /// How many device certificates name it.
+        certificates: u64,
+    },
+    /// A policy is still attached to targets.
+    #[error("policy '{name}' is attached to {targets} target(s)")]
+    PolicyInUse {
+        /// The policy.
+        name: String,
+        /// How many targets.
+        targets: u64,
+    },
+    /// A policy still has versions besides its default.
+    #[error("policy '{name}' has {versions} version(s); delete all but the default first")]
+    PolicyHasVersions {
+        /// The policy.
+        name: String,
+        /// How many versions it has.
+        versions: u64,
+    },
+    /// The default version of a policy cannot be deleted.
+    #[error("version {version_id} is the default version of policy '{name}'")]
+    DefaultPolicyVersion {
+        /// The policy.
+        name: String,
+        /// The version.
+        version_id: u64,
+    },
+    /// A policy already has the most versions allowed.
+    #[error("policy '{name}' already has the maximum number of versions ({max})")]
+    PolicyVersionsLimit {
+        /// The policy.
+        name: String,
+        /// The limit.
+        max: usize,
     },
 }
 

@@ -11,10 +11,13 @@
 //! # Layout
 //! - `backend.rs`: the storage seam, one blocking, object-safe trait per resource kind
 //!   ([`ObjectStore`], [`StreamRepo`], [`ThingRepo`], [`JobRepo`], [`OtaRepo`], [`SignerRepo`],
-//!   [`CertificateRepo`]) and [`Backend`], which bundles them behind one `Arc<dyn Backend>`.
+//!   [`CertificateRepo`], [`IdentityRepo`]) and [`Backend`], which bundles them behind one `Arc<dyn Backend>`.
 //! - `error.rs`: [`StoreError`] with typed kinds ([`Kind`], [`Conflict`], [`Invalid`]); never a wire code.
 //! - `records.rs`: typed control-plane records ([`Thing`], [`ThingGroup`], [`OtaUpdate`],
 //!   [`SigningProfile`], [`SigningJob`], [`Certificate`]).
+//! - [`identity_rules`]: AWS IoT's delete and version rules for them, shared by the backends.
+//! - `identity_types.rs`: device identity records ([`DeviceCertificate`], [`CaCertificate`],
+//!   [`Policy`], [`PolicyVersion`]).
 //! - `object_types.rs`, `stream_types.rs`: object-store and stream types shared by every backend.
 //! - [`rules`]: the S3 versioning and multipart rules as pure functions every backend calls.
 //! - [`Store`], the embedded backend (SQLite + local files + mmap):
@@ -26,6 +29,7 @@
 //!   - `streams.rs`: stream records and the cached [`StreamImage`] the gateway serves blocks from.
 //!   - `sqlite_objects.rs`: [`ObjectStore`] and [`StreamRepo`] over those.
 //!   - `sqlite_records.rs`: one table per control-plane record kind and the other repositories.
+//!   - `sqlite_identity.rs`: [`IdentityRepo`] (certificates, CAs, policies, attachments).
 //!   - `legacy.rs`: migration 2, converting the untyped `resources` rows of older builds.
 //! - `conformance` (feature `conformance`): the suite every backend must pass.
 //! - [`mmap`]: the only `unsafe` in the workspace, memory maps as [`bytes::Bytes`].
@@ -56,9 +60,13 @@ mod backend;
 mod buckets;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+#[cfg(feature = "conformance")]
+mod conformance_identity;
 mod db;
 mod error;
 mod files;
+pub mod identity_rules;
+mod identity_types;
 mod legacy;
 pub mod mmap;
 mod multipart;
@@ -66,6 +74,7 @@ mod object_types;
 mod objects;
 mod records;
 pub mod rules;
+mod sqlite_identity;
 mod sqlite_objects;
 mod sqlite_records;
 mod stream_types;
@@ -80,10 +89,14 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use rusqlite::Connection;
 
 pub use backend::{
-    Backend, CertificateRepo, JobRepo, JobWrite, JobsSnapshot, ObjectStore, OtaRepo, SignerRepo,
-    StreamRepo, ThingRepo,
+    Backend, CertificateRepo, IdentityRepo, JobRepo, JobWrite, JobsSnapshot, ObjectStore, OtaRepo,
+    SignerRepo, StreamRepo, ThingRepo,
 };
 pub use error::{BoxError, Conflict, Invalid, Kind, StoreError, StoreResult};
+pub use identity_types::{
+    CaCertificate, CaCertificateStatus, CertificateStatus, DeviceCertificate, MAX_POLICY_VERSIONS,
+    Policy, PolicyVersion,
+};
 pub use object_types::{
     BucketInfo, ByteRange, DeleteOutcome, Object, ObjectInfo, PutMeta, VersionEntry, Versioning,
 };

@@ -137,6 +137,7 @@ impl ThingRepo for Store {
         let mut conn = self.conn();
         let tx = db::write_tx(&mut conn)?;
         tx.execute("DELETE FROM group_members WHERE thing = ?1", [name])?;
+        tx.execute("DELETE FROM thing_principals WHERE thing = ?1", [name])?;
         let existed = THINGS.delete(&tx, name)?;
         tx.commit()?;
         Ok(existed)

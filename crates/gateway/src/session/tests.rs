@@ -57,6 +57,7 @@ fn thing_principal(thing: &str) -> Principal {
     Principal {
         client_id: thing.into(),
         thing: Some(thing.into()),
+        authorizer: None,
     }
 }
 
@@ -67,7 +68,8 @@ fn certificate_identity_wins_over_client_id_and_bad_client_ids_are_refused() {
         principal_for_connect(&c, &Identity::Certificate("dev-9".into())),
         Ok(Principal {
             client_id: "any client / id".into(),
-            thing: Some("dev-9".into())
+            thing: Some("dev-9".into()),
+            authorizer: None,
         })
     );
     let too_long = "é".repeat(129);

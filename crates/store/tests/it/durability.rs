@@ -139,7 +139,7 @@ fn database_is_wal_with_schema_version_and_refuses_a_newer_schema() {
     let version: i64 = db
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
 
     db.pragma_update(None, "user_version", 99).unwrap();
     drop(db);
