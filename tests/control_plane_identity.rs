@@ -6,9 +6,9 @@
 
 mod control_plane_support;
 
-use std::path::Path;
 use std::process::Command;
 
+use control_plane_support::identity::{openssl, signed_by_ca, text};
 use control_plane_support::{OTASTREAM, Serve};
 use serde_json::{Value, json};
 
@@ -18,12 +18,6 @@ fn expect_error(server: &Serve, line: &str, code: &str) {
         .try_aws(line)
         .expect_err(&format!("{line} should fail"));
     assert!(err.contains(&format!("({code})")), "{line}: {err}");
-}
-
-fn text(v: &Value) -> String {
-    v.as_str()
-        .unwrap_or_else(|| panic!("not a string: {v}"))
-        .to_owned()
 }
 
 /// The policy of the onboarding: connect as the thing, use its own topics only.
@@ -255,73 +249,6 @@ fn onboarding_with_create_keys_and_certificate_and_policies() {
         "InvalidRequestException",
     );
     server.kill();
-}
-
-/// `openssl` with `args` in `dir`; must succeed.
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("openssl is installed");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A key and a certificate signed by `ca` (`ca.pem` / `ca.key` in `dir`) with subject CN `cn`.
-fn signed_by_ca(dir: &Path, name: &str, cn: &str) {
-    let (key, csr, pem) = (
-        format!("{name}.key"),
-        format!("{name}.csr"),
-        format!("{name}.pem"),
-    );
-    openssl(
-        dir,
-        &[
-            "ecparam",
-            "-name",
-            "prime256v1",
-            "-genkey",
-            "-noout",
-            "-out",
-            &key,
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "req",
-            "-new",
-            "-key",
-            &key,
-            "-subj",
-            &format!("/CN={cn}"),
-            "-out",
-            &csr,
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "30",
-            "-sha256",
-            "-out",
-            &pem,
-        ],
-    );
 }
 
 #[test]
