@@ -139,10 +139,24 @@ impl RunningServer {
 /// Opens the store, binds every listener and starts serving.
 pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
     let (data_dir, storage) = (cfg.data_dir.clone(), cfg.storage.clone());
+    // The names devices are told to reach: `--public-host`, else the host of `--public-url`.
+    let public_url_host = public_url_host(&cfg.api.public_base_url);
+    let public_host = match cfg.api.public_host.as_str() {
+        "" => public_url_host.clone().unwrap_or_default(),
+        host => host.to_owned(),
+    };
+    let server_names: Vec<String> = [Some(public_host.clone()), public_url_host]
+        .into_iter()
+        .flatten()
+        .filter(|h| !h.is_empty())
+        .collect();
     let (store, pki) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let store = open_backend(&data_dir, &storage)?;
-        let pki = DevPki::load_or_create(&data_dir.join(otastream_store::PKI_DIR))
-            .context("loading the dev PKI")?;
+        let pki_dir = data_dir.join(otastream_store::PKI_DIR);
+        let mut pki = DevPki::load_or_create(&pki_dir).context("loading the dev PKI")?;
+        let names: Vec<&str> = server_names.iter().map(String::as_str).collect();
+        pki.ensure_server_names(&pki_dir, &names)
+            .context("adding the public host to the dev server certificate")?;
         Ok((store, pki))
     })
     .await??;
@@ -185,6 +199,7 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
     if api.public_base_url.is_empty() {
         api.public_base_url = format!("http://{http_addr}");
     }
+    api.public_host = public_host;
     if api.public_host.is_empty() {
         api.public_host = mqtts_addr.ip().to_string();
     }
@@ -291,6 +306,13 @@ async fn control_plane(
         }
     }));
     Ok(otastream_api::router(state))
+}
+
+/// The host of a `--public-url` (`https://HOST[:PORT]`), if one was given.
+fn public_url_host(public_base_url: &str) -> Option<String> {
+    let uri: axum::http::Uri = public_base_url.parse().ok()?;
+    uri.host()
+        .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_owned())
 }
 
 /// The configured backend, opened (and, for PostgreSQL, migrated). A PostgreSQL or object-store

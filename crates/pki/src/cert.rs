@@ -133,6 +133,32 @@ impl Certificate {
         hex::encode(Sha256::digest(&self.der))
     }
 
+    /// The DNS names and IP addresses of its subject alternative names, as text.
+    pub fn alt_names(&self) -> Vec<String> {
+        use x509_parser::extensions::GeneralName;
+        let parsed = self.parsed();
+        let Ok(Some(san)) = parsed.subject_alternative_name() else {
+            return Vec::new();
+        };
+        san.value
+            .general_names
+            .iter()
+            .filter_map(|name| match name {
+                GeneralName::DNSName(dns) => Some((*dns).to_owned()),
+                GeneralName::IPAddress(ip) => match ip.len() {
+                    4 => <[u8; 4]>::try_from(*ip)
+                        .ok()
+                        .map(|b| std::net::Ipv4Addr::from(b).to_string()),
+                    16 => <[u8; 16]>::try_from(*ip)
+                        .ok()
+                        .map(|b| std::net::Ipv6Addr::from(b).to_string()),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The subject's first common name, if it has one that is a string.
     pub fn common_name(&self) -> Option<String> {
         let cert = self.parsed();

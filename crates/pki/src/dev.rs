@@ -3,7 +3,7 @@
 //! issuing of device certificates (CN = thing name, for mTLS) and code-signing certificates (for the dev
 //! signer).
 //!
-//! Files: `ca.pem`, `ca.key`, `server.pem` (SAN `localhost`, `127.0.0.1`), `server.key`, `iot-ca.pem`,
+//! Files: `ca.pem`, `ca.key`, `server.pem` (SAN `localhost`, `127.0.0.1` and the `--public-host`), `server.key`, `iot-ca.pem`,
 //! `iot-ca.key` (the issuer of `CreateKeysAndCertificate`); keys are PKCS#8 PEM, readable by the owner
 //! only.
 
@@ -98,6 +98,53 @@ impl DevPki {
             iot_ca_cert_pem: iot_ca.cert_pem,
             iot_ca_key_pem: iot_ca.key_pem,
         })
+    }
+
+    /// Makes sure the server certificate names every host in `hosts` (besides `localhost` and
+    /// `127.0.0.1`): when one is missing, a new server certificate (same CA) naming all of them
+    /// replaces `server.pem` / `server.key` durably. Returns whether it was replaced.
+    pub fn ensure_server_names(
+        &mut self,
+        pki_dir: &Path,
+        hosts: &[&str],
+    ) -> Result<bool, PkiError> {
+        let current = Certificate::from_pem(&self.server_cert_pem)
+            .map_err(|e| PkiError::Invalid(format!("pki/server: {e}")))?
+            .alt_names();
+        let mut names: Vec<&str> = vec!["localhost", "127.0.0.1"];
+        for name in &current {
+            if !names.contains(&name.as_str()) {
+                names.push(name);
+            }
+        }
+        let missing: Vec<&str> = hosts
+            .iter()
+            .copied()
+            .filter(|h| !h.is_empty() && !names.contains(h))
+            .collect();
+        if missing.is_empty() {
+            return Ok(false);
+        }
+        for name in missing {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(pki_dir.join(".lock"))?;
+        lock.lock()?;
+        let server = issue_leaf(
+            &self.ca(),
+            "otastream server",
+            ExtendedKeyUsagePurpose::ServerAuth,
+            &names,
+        )?;
+        store_pair(pki_dir, SERVER_CERT, SERVER_KEY, &server)?;
+        (self.server_cert_pem, self.server_key_pem) = (server.cert_pem, server.key_pem);
+        Ok(true)
     }
 
     /// Issues a device (mTLS client) certificate with CN = `thing`; returns `(cert PEM, key PEM)`.

@@ -185,3 +185,40 @@ fn a_key_that_does_not_match_its_certificate_is_refused() {
     assert!(matches!(err, PkiError::Invalid(_)), "{err}");
     assert!(err.to_string().contains("server"), "{err}");
 }
+
+/// `--public-host`: a server certificate naming it (and the old names) replaces the stored one,
+/// signed by the same CA, once; asking again for names it has changes nothing.
+#[test]
+fn the_server_certificate_gains_the_public_host_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut pki = DevPki::load_or_create(dir.path()).expect("create");
+    let ca = pki.ca_cert_pem.clone();
+    let names = |pem: &str| {
+        otastream_pki::Certificate::from_pem(pem)
+            .unwrap()
+            .alt_names()
+    };
+    assert_eq!(names(&pki.server_cert_pem), ["localhost", "127.0.0.1"]);
+    assert!(!pki.ensure_server_names(dir.path(), &["127.0.0.1"]).unwrap());
+
+    assert!(
+        pki.ensure_server_names(dir.path(), &["ota.example.com", "10.0.0.7"])
+            .unwrap()
+    );
+    let expected = ["localhost", "127.0.0.1", "ota.example.com", "10.0.0.7"];
+    assert_eq!(names(&pki.server_cert_pem), expected);
+    assert_issued_by(&pem_of(&pki.server_cert_pem), &pem_of(&ca));
+
+    let reloaded = DevPki::load_or_create(dir.path()).expect("reload");
+    assert_eq!(
+        reloaded.server_cert_pem, pki.server_cert_pem,
+        "stored durably"
+    );
+    assert_eq!(reloaded.ca_cert_pem, ca, "same CA");
+    let mut reloaded = reloaded;
+    assert!(
+        !reloaded
+            .ensure_server_names(dir.path(), &["ota.example.com"])
+            .unwrap()
+    );
+}
