@@ -129,9 +129,13 @@ enum Command {
         /// iot:CredentialProvider (default: the bound MQTTS address).
         #[arg(long)]
         public_host: Option<String>,
-        /// Plain MQTT; the client id is the thing name (port 0: pick one).
+        /// Plain MQTT, an unauthenticated development port: the client id is the thing name
+        /// (port 0: pick one). Off loopback only with --unauthenticated-mqtt-on-network.
         #[arg(long, default_value = "127.0.0.1:1883")]
         mqtt: SocketAddr,
+        /// Allow --mqtt on a non-loopback address (anyone who reaches it may act as any thing).
+        #[arg(long)]
+        unauthenticated_mqtt_on_network: bool,
         /// MQTT over TLS with client certificates; the CN is the thing name (port 0: pick one).
         #[arg(long, default_value = "127.0.0.1:8883")]
         mqtts: SocketAddr,
@@ -184,6 +188,25 @@ fn main() -> anyhow::Result<()> {
     result
 }
 
+/// The plain MQTT port authenticates nobody: off loopback it needs the explicit flag, and then
+/// says so at start-up.
+fn check_plain_mqtt(addr: SocketAddr, allowed: bool) -> anyhow::Result<()> {
+    if addr.ip().is_loopback() {
+        return Ok(());
+    }
+    if !allowed {
+        anyhow::bail!(
+            "--mqtt {addr} is not a loopback address: the plain MQTT port is unauthenticated \
+             (any client may act as any thing); use the mTLS port (--mqtts), or pass \
+             --unauthenticated-mqtt-on-network to serve it anyway"
+        );
+    }
+    eprintln!(
+        "otastream: WARNING: unauthenticated plain MQTT on {addr}: any client that reaches it may act as any thing"
+    );
+    Ok(())
+}
+
 /// Runs one command to completion.
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
@@ -194,10 +217,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
             public_url,
             public_host,
             mqtt,
+            unauthenticated_mqtt_on_network,
             mqtts,
             api,
             storage,
         } => {
+            check_plain_mqtt(mqtt, unauthenticated_mqtt_on_network)?;
             let mut api = api.into_config()?;
             if let Some(url) = public_url {
                 api.public_base_url =
